@@ -1,0 +1,5 @@
+import sys
+
+from sdpg_train.cli import main
+
+sys.exit(main())
