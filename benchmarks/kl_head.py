@@ -1,0 +1,179 @@
+"""Benchmark: the chunked SDPG head vs naive full logits (peak extra memory, forward+backward time, error).
+
+Both implementations compute, per completion token, the sampled-token log-prob, the entropy and the exact
+full-vocabulary KL(p || SG q) to a live teacher (same LM-head weight, other hidden states), then backpropagate
+L = sum_t (c1 logp + c2 H + c3 KL) into the hidden states and the LM-head weight. "naive" materialises the
+(N, V) logits and lets autograd keep what it needs; "chunked" is :func:`sdpg_train.head.sdpg_head`.
+
+Each (implementation, N) runs in its own fresh subprocess. Memory:
+  * CPU: peak extra RSS = VmHWM after the timed run - VmRSS before it, with the high-water mark reset through
+    ``/proc/self/clear_refs`` after inputs are built and a small warm-up ran (so thread pools, MKL buffers and
+    the inputs are not counted; the weight gradient (V, H) is counted for both).
+  * CUDA: ``torch.cuda.max_memory_allocated()`` after ``reset_peak_memory_stats()``, minus the memory
+    allocated before the run.
+Error: the chunked run's outputs and gradients are compared with the naive run's (same inputs, same seed):
+``max_rel_err`` = max over (logp, entropy, kl, dL/dh, dL/dW) of ||chunked - naive|| / ||naive||.
+
+Prints one JSON object per N, with the ratios to naive measured in the same run.
+
+    python benchmarks/kl_head.py                    # Qwen2.5-0.5B head (896 x 151,936), fp32, CPU, N = 512, 2048
+    python benchmarks/kl_head.py --quick            # reduced size, < 1 minute
+    python benchmarks/kl_head.py --device cuda --dtype bfloat16 --n 4096 16384 32768 --chunk-size 4096
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sdpg_train.head import sdpg_head  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _inputs(n: int, hidden: int, vocab: int, dtype: torch.dtype, device: str, seed: int = 0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    w = (torch.randn(vocab, hidden, generator=g) * hidden**-0.5 * 2.0).to(device, dtype).requires_grad_()
+    h = torch.randn(n, hidden, generator=g).to(device, dtype).requires_grad_()
+    th = (h.detach().float() + 0.5 * torch.randn(n, hidden, generator=g).to(device)).to(dtype)
+    y = torch.randint(0, vocab, (n,), generator=g).to(device)
+    coef = torch.randn(3, n, generator=g).to(device)  # upstream weights for logp, entropy, kl
+    return h, w, th, y, coef
+
+
+def naive(h, w, th, y, temperature: float = 1.0):
+    """Full (N, V) logits in fp32, standard autograd."""
+    logp_all = torch.log_softmax((h @ w.t()).float() / temperature, -1)  # (N, V)
+    p = logp_all.exp()
+    with torch.no_grad():
+        logq = torch.log_softmax((th @ w.t()).float() / temperature, -1)  # (N, V), detached teacher
+    return logp_all.gather(1, y[:, None]).squeeze(1), -(p * logp_all).sum(-1), (p * (logp_all - logq)).sum(-1)
+
+
+def chunked(h, w, th, y, chunk_size: int):
+    out = sdpg_head(h, w, y, teacher_hidden=th, chunk_size=chunk_size)
+    return out.logp, out.entropy, out.kl_teacher
+
+
+def _run(impl: str, h, w, th, y, coef, chunk_size: int):
+    h.grad = w.grad = None
+    outs = naive(h, w, th, y) if impl == "naive" else chunked(h, w, th, y, chunk_size)
+    sum((c * o).sum() for c, o in zip(coef, outs)).backward()
+    return outs
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """One implementation at one N in this (fresh) process; saves outputs for the error check."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype, dev, n = DTYPES[args.dtype], args.device, args.n[0]
+    small = _inputs(min(n, 64), args.hidden, args.vocab, dtype, dev, seed=1)
+    _run(args.impl, *small, args.chunk_size)  # warm-up: thread pools, BLAS buffers, kernels
+    del small
+    h, w, th, y, coef = _inputs(n, args.hidden, args.vocab, dtype, dev)
+    _sync(dev)
+    times, peak_mb = [], 0.0
+    for _ in range(args.repeats):
+        h.grad = w.grad = None
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        else:
+            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+            base = _status_kb("VmRSS") * 1024
+        t0 = time.perf_counter()
+        try:
+            outs = _run(args.impl, h, w, th, y, coef, args.chunk_size)
+            _sync(dev)
+        except torch.OutOfMemoryError:
+            return {"impl": args.impl, "n_tokens": n, "oom": True}
+        times.append(time.perf_counter() - t0)
+        peak = torch.cuda.max_memory_allocated() if dev == "cuda" else _status_kb("VmHWM") * 1024
+        peak_mb = max(peak_mb, (peak - base) / 2**20)
+    if args.save:
+        torch.save({"outs": [o.detach().float().cpu() for o in outs], "dh": h.grad.float().cpu(),
+                    "dw": w.grad.float().cpu()}, args.save)  # fmt: skip
+    return {"impl": args.impl, "n_tokens": n, "peak_mb": round(peak_mb, 1), "s": round(min(times), 3)}
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
+
+
+def _spawn(args: argparse.Namespace, impl: str, n: int, save: Path) -> dict:
+    cmd = [sys.executable, __file__, "--worker", "--impl", impl, "--n", str(n), "--save", str(save)]
+    for flag in ("hidden", "vocab", "chunk_size", "dtype", "device", "repeats", "threads"):
+        cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{impl} N={n} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="reduced size (H 256, V 32,000, N 256/1024), < 1 minute")
+    p.add_argument("--n", type=int, nargs="+", default=None, help="completion tokens (default 512 2048)")
+    p.add_argument("--hidden", type=int, default=896)
+    p.add_argument("--vocab", type=int, default=151_936)
+    p.add_argument("--chunk-size", type=int, default=256)
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--repeats", type=int, default=1, help="timed runs per config (min time, max peak)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--impl", choices=("naive", "chunked"), help=argparse.SUPPRESS)
+    p.add_argument("--save", type=str, default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return 0
+    if args.quick:
+        args.hidden, args.vocab, args.n = 256, 32_000, args.n or [256, 1024]
+    ns = args.n or [512, 2048]
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in ns:
+            res = {}
+            for impl in ("naive", "chunked"):
+                res[impl] = _spawn(args, impl, n, Path(tmp) / f"{impl}.pt")
+            row = {"n_tokens": n, "vocab": args.vocab, "hidden": args.hidden, "dtype": args.dtype,
+                   "device": args.device, "chunk_size": args.chunk_size, "threads": args.threads or os.cpu_count()}
+            if res["naive"].get("oom") or res["chunked"].get("oom"):
+                row.update(naive_oom=bool(res["naive"].get("oom")), chunked_oom=bool(res["chunked"].get("oom")))
+            row.update(naive_peak_mb=res["naive"].get("peak_mb"), chunked_peak_mb=res["chunked"].get("peak_mb"),
+                       naive_s=res["naive"].get("s"), chunked_s=res["chunked"].get("s"))  # fmt: skip
+            if "s" in res["naive"] and "s" in res["chunked"]:
+                a, b = torch.load(Path(tmp) / "chunked.pt"), torch.load(Path(tmp) / "naive.pt")
+                errs = [_rel(x, y) for x, y in zip(a["outs"], b["outs"])] + [_rel(a["dh"], b["dh"]),
+                                                                            _rel(a["dw"], b["dw"])]  # fmt: skip
+                row.update(max_rel_err=float(f"{max(errs):.3g}"),
+                           mem_ratio=round(row["chunked_peak_mb"] / row["naive_peak_mb"], 4),
+                           time_ratio=round(row["chunked_s"] / row["naive_s"], 3))  # fmt: skip
+            print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,582 @@
+"""sdpg-sandbox-server: fork server executed inside the jail/container (or on the host for ``process``); stdlib only.
+
+The host launches ``python -c <this source> <config json>``. The server warms the interpreter once
+(imports a few stdlib modules), then loops: read one length-prefixed JSON request from fd 0, fork a
+fresh child for the program, enforce the wall deadline and output caps, kill every leftover process,
+reset the file system, and write one JSON reply to fd 1. Each forked child runs exactly one program,
+so no program state survives into the next run. The server itself never runs untrusted code.
+
+Config keys: ``fs`` ("mount": per-run mount+IPC namespace with fresh tmpfs /tmp and /dev/shm, needs
+CAP_SYS_ADMIN; "dir": a fresh work dir under ``work_root``, removed after the run), ``kill`` ("all":
+kill(-1) from the server, which is pid-namespaced or runs as the program's uid; "uid": kill(-1) from a
+helper that switches to ``uid``; "tree": SIGKILL every descendant found in /proc), ``uid``/``gid``
+(drop to them, or null), ``python`` (interpreter for argv[0] == "python"), ``env``, ``preload``,
+``cgroups`` (list of cgroup dirs to join, keyed by kind).
+"""
+
+import base64
+import ctypes
+import json
+import math
+import os
+import resource
+import select
+import shutil
+import signal
+import struct
+import sys
+import time
+import traceback
+
+CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 24, 36, 38
+CONFIG = json.loads(sys.argv[1])
+LIBC = ctypes.CDLL(None, use_errno=True)
+MIB = 1 << 20
+
+
+def _recv_exact(fd, n):
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv(fd):
+    head = _recv_exact(fd, 8)
+    if head is None:
+        return None
+    body = _recv_exact(fd, struct.unpack(">Q", head)[0])
+    return None if body is None else json.loads(body)
+
+
+def send(fd, obj):
+    data = json.dumps(obj).encode()
+    data = struct.pack(">Q", len(data)) + data
+    while data:
+        data = data[os.write(fd, data):]
+
+
+# ---------------------------------------------------------------- cgroups (host side creates, we only write)
+
+def cgroup_prepare(limits):
+    """Set per-run limits on the worker's cgroups; return the OOM-kill count before the run."""
+    mem = CONFIG["cgroups"].get("memory")
+    pids = CONFIG["cgroups"].get("pids")
+    v2 = CONFIG["cgroups"].get("version") == 2
+    if pids:
+        _cg_write(pids, "pids.max", str(int(limits["max_processes"]) + 2))
+    if not mem:
+        return 0
+    limit = str(int(limits["memory_mb"]) * MIB)
+    if v2:
+        _cg_write(mem, "memory.max", limit)
+        _cg_write(mem, "memory.swap.max", "0")
+        return _oom_count(mem, "memory.events")
+    _cg_write(mem, "memory.limit_in_bytes", limit)
+    _cg_write(mem, "memory.max_usage_in_bytes", "0")
+    return _oom_count(mem, "memory.oom_control")
+
+
+def _cg_write(directory, name, value):
+    try:
+        with open(os.path.join(directory, name), "w") as fh:
+            fh.write(value)
+    except OSError:
+        pass
+
+
+def _oom_count(directory, name):
+    try:
+        with open(os.path.join(directory, name)) as fh:
+            for line in fh:
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cgroup_after(oom_before):
+    """Return (oom_killed, peak_mb) for the run that just ended."""
+    mem = CONFIG["cgroups"].get("memory")
+    if not mem:
+        return False, None
+    v2 = CONFIG["cgroups"].get("version") == 2
+    oom = _oom_count(mem, "memory.events" if v2 else "memory.oom_control") > oom_before
+    peak = None
+    try:
+        with open(os.path.join(mem, "memory.peak" if v2 else "memory.max_usage_in_bytes")) as fh:
+            peak = int(fh.read().split()[0]) / MIB
+    except (OSError, ValueError, IndexError):
+        pass
+    return oom, peak
+
+
+# ---------------------------------------------------------------- the child: becomes the program
+
+def child_setup(req, workdir):
+    """Runs in the forked child before the program: session, cgroups, namespaces, rlimits, uid drop."""
+    os.setsid()
+    for path in CONFIG["cgroups"].get("procs", []):
+        with open(path, "w") as fh:
+            fh.write("0")
+    limits = req["limits"]
+    uid, gid = CONFIG["uid"], CONFIG["gid"]
+    if CONFIG["fs"] == "mount":
+        if LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
+            raise OSError(ctypes.get_errno(), "unshare")
+        _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+        size = int(limits["tmpfs_mb"])
+        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,mode=1777" % size)
+        if os.path.isdir("/dev/shm"):
+            _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,mode=1777" % min(size, 64))
+        os.mkdir(workdir, 0o700)
+        if uid is not None:
+            os.chown(workdir, uid, gid)
+    cpu = max(1, math.ceil(float(limits["cpu_s"])))
+    for res, value in ((resource.RLIMIT_CPU, (cpu, cpu + 1)),
+                       (resource.RLIMIT_AS, int(limits["memory_mb"]) * MIB),
+                       (resource.RLIMIT_FSIZE, int(limits["max_file_mb"]) * MIB),
+                       (resource.RLIMIT_NOFILE, int(limits["max_open_files"])),
+                       (resource.RLIMIT_NPROC, int(limits["max_processes"])),
+                       (resource.RLIMIT_CORE, 0)):
+        pair = value if isinstance(value, tuple) else (value, value)
+        resource.setrlimit(res, pair)
+    if uid is not None:
+        for cap in range(64):
+            LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    os.chdir(workdir)
+    for rel, content in req["files"].items():
+        path = os.path.join(workdir, rel)
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(base64.b64decode(content))
+    os.environ.clear()
+    os.environ.update(CONFIG["env"])
+    os.environ["TMPDIR"] = "/tmp" if CONFIG["fs"] == "mount" else workdir
+
+
+def _mount(src, target, fstype, flags, data):
+    enc = lambda s: None if s is None else s.encode()  # noqa: E731
+    if LIBC.mount(enc(src), enc(target), enc(fstype), flags, enc(data)) != 0:
+        raise OSError(ctypes.get_errno(), "mount %s" % target)
+
+
+def child_main(req, workdir, fds):
+    """Never returns: set up, then run the program in this process (python fast path) or exec it."""
+    in_r, out_w, err_w, st_w = fds
+    try:
+        child_setup(req, workdir)
+        os.dup2(in_r, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.closerange(3, st_w)
+        os.closerange(st_w + 1, 1 << 16)
+        argv = list(req["argv"])
+        if _fast_python(argv):
+            os.close(st_w)
+            run_python_inline(argv)
+        if argv[0] == "python":
+            argv[0] = CONFIG["python"]
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+    except BaseException as exc:  # setup failed: report it as a sandbox error
+        try:
+            os.write(st_w, ("sandbox setup failed: %s: %s" % (type(exc).__name__, exc)).encode()[:2000])
+        finally:
+            os._exit(126)
+    try:
+        os.execvpe(argv[0], argv, os.environ)
+    except OSError as exc:
+        os.write(2, ("sandbox: cannot execute %r: %s\n" % (argv[0], exc.strerror)).encode())
+        os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+
+
+def _fast_python(argv):
+    if argv[0] != "python" or len(argv) < 2 or CONFIG.get("no_fast_path"):
+        return False
+    if argv[1] == "-c":
+        return len(argv) >= 3
+    return not argv[1].startswith("-")
+
+
+def run_python_inline(argv):
+    """Behave like ``python SCRIPT args`` / ``python -c CODE args`` in this already-warm interpreter."""
+    import builtins
+    import types
+
+    if argv[1] == "-c":
+        source, filename, sys.argv, path0 = argv[2], "<string>", ["-c"] + argv[3:], ""
+    else:
+        filename, sys.argv = argv[1], argv[1:]
+        path0 = os.path.dirname(os.path.abspath(filename))
+    sys.path[0] = path0
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins
+    if filename != "<string>":
+        main.__file__ = filename
+        main.__cached__ = None
+    sys.modules["__main__"] = main
+    code = 0
+    try:
+        if filename != "<string>":
+            with open(filename, "rb") as fh:
+                source = fh.read()
+        exec(compile(source, filename, "exec"), main.__dict__)
+    except SystemExit as exc:
+        code = _exit_status(exc)
+    except BaseException:
+        etype, value, tb = sys.exc_info()
+        try:
+            tb = tb.tb_next if tb is not None else tb  # hide this runner's frame, as plain python would
+            sys.excepthook(etype, value.with_traceback(tb), tb)
+        except BaseException:
+            pass
+        code = 1
+    code = _interpreter_shutdown(code)
+    os._exit(code)
+
+
+def _exit_status(exc):
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    try:
+        print(exc.code, file=sys.stderr)
+    except BaseException:
+        pass
+    return 1
+
+
+def _interpreter_shutdown(code):
+    try:
+        import threading
+
+        threading._shutdown()
+        import atexit
+
+        atexit._run_exitfuncs()
+    except SystemExit as exc:
+        code = _exit_status(exc)
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            if stream is sys.stdout and code == 0:
+                code = 120
+    return code
+
+
+# ---------------------------------------------------------------- the server: one run
+
+def run_one(req):
+    limits = req["limits"]
+    oom_before = cgroup_prepare(limits)
+    if CONFIG["fs"] == "mount":
+        workdir = "/tmp/work"
+    else:
+        workdir = os.path.join(CONFIG["work_root"], "run-%d" % time.monotonic_ns())
+        os.mkdir(workdir, 0o700)
+        if CONFIG["uid"] is not None:
+            os.chown(workdir, CONFIG["uid"], CONFIG["gid"])
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    st_r, st_w = os.pipe2(os.O_CLOEXEC)
+    start = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        child_main(req, workdir, (in_r, out_w, err_w, st_w))
+    for fd in (in_r, out_w, err_w, st_w):
+        os.close(fd)
+    try:
+        facts = supervise(pid, req, start, in_w, out_r, err_r, st_r)
+    finally:
+        kill_leftovers(pid)
+        for fd in (in_w, out_r, err_r, st_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if CONFIG["fs"] == "dir":
+            shutil.rmtree(workdir, ignore_errors=True)
+            clean_shared_tmp()
+            wipe_dirs()
+    facts["oom_killed"], facts["peak_memory_mb"] = cgroup_after(oom_before)
+    return facts
+
+
+def supervise(pid, req, start, in_w, out_r, err_r, st_r):
+    """Pump stdin/stdout/stderr until the child exits, the deadline passes or an output cap is hit."""
+    limits = req["limits"]
+    deadline = start + float(limits["wall_s"])
+    cap = int(limits["max_output_bytes"])
+    stdin = base64.b64decode(req["stdin"]) if req.get("stdin") else b""
+    os.set_blocking(in_w, False)
+    bufs = {out_r: bytearray(), err_r: bytearray()}
+    setup_error = bytearray()
+    facts = {"timed_out": False, "output_limited": False, "stdout_truncated": False, "stderr_truncated": False}
+    pidfd = os.pidfd_open(pid)
+    readers = [out_r, err_r, st_r]
+    writer = in_w if stdin else None
+    if writer is None:
+        os.close(in_w)
+    status = None
+    try:
+        while status is None:
+            now = time.monotonic()
+            if now >= deadline:
+                facts["timed_out"] = True
+                break
+            r, w, _ = select.select(readers + [pidfd], [writer] if writer is not None else [], [], deadline - now)
+            if w:
+                try:
+                    stdin = stdin[os.write(in_w, stdin[: 1 << 16]):]
+                except (BrokenPipeError, OSError):
+                    stdin = b""
+                if not stdin:
+                    os.close(in_w)
+                    writer = None
+            for fd in r:
+                if fd == pidfd:
+                    status = os.wait4(pid, 0)
+                    continue
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    readers.remove(fd)
+                elif fd == st_r:
+                    setup_error += data
+                else:
+                    bufs[fd] += data
+                    if len(bufs[fd]) > cap:
+                        facts["output_limited"] = True
+                        status = "cap"
+            if facts["output_limited"]:
+                break
+    finally:
+        if writer is not None:
+            try:
+                os.close(in_w)
+            except OSError:
+                pass
+        os.close(pidfd)
+    if not isinstance(status, tuple):
+        os.kill(pid, signal.SIGKILL)
+        status = os.wait4(pid, 0)
+    facts["wall_s"] = time.monotonic() - start
+    _drain(readers, bufs, setup_error, cap, pid)
+    for fd, key in ((out_r, "stdout"), (err_r, "stderr")):
+        data = bytes(bufs[fd])
+        facts[key + "_truncated"] = len(data) > cap
+        facts[key] = base64.b64encode(data[:cap]).decode()
+    _, wstatus, usage = status
+    facts["exit_code"] = os.waitstatus_to_exitcode(wstatus) if os.WIFEXITED(wstatus) else None
+    facts["signal"] = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else None
+    facts["cpu_s"] = usage.ru_utime + usage.ru_stime
+    facts["maxrss_mb"] = usage.ru_maxrss / 1024
+    facts["setup_error"] = setup_error.decode("utf-8", "replace")
+    return facts
+
+
+def _drain(readers, bufs, setup_error, cap, pid):
+    """After the main process ended: kill stragglers (they may hold the pipes), then read what is left."""
+    kill_leftovers(pid)
+    end = time.monotonic() + 2.0
+    while readers and time.monotonic() < end:
+        r, _, _ = select.select(readers, [], [], 0.2)
+        for fd in r:
+            data = os.read(fd, 1 << 16)
+            if not data:
+                readers.remove(fd)
+            elif fd in bufs:
+                if len(bufs[fd]) <= cap:
+                    bufs[fd] += data
+            else:
+                setup_error += data
+
+
+def kill_leftovers(pid):
+    """SIGKILL every process the run left behind, then reap them all (we are their subreaper)."""
+    mode = CONFIG["kill"]
+    if not _reap_all() and _cgroup_empty():
+        return
+    for _ in range(20):
+        if mode == "all":
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        elif mode == "uid":
+            _kill_as_uid(CONFIG["uid"])
+        else:
+            _kill_tree()
+        if not _reap_all() and not (mode == "uid" and _uid_has_processes(CONFIG["uid"])):
+            return
+
+
+def _cgroup_empty():
+    """True when the run's pids cgroup holds no process (lets us skip the slower kill paths)."""
+    pids = CONFIG["cgroups"].get("pids")
+    if not pids:
+        return False
+    try:
+        with open(os.path.join(pids, "pids.current")) as fh:
+            return int(fh.read().strip() or 0) == 0
+    except (OSError, ValueError):
+        return False
+
+
+def _reap_all():
+    """Reap every child; return True if any process was still alive at the end."""
+    while True:
+        try:
+            got, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if got == 0:
+            time.sleep(0.001)
+            try:
+                got, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if got == 0:
+                return True
+
+
+def _kill_as_uid(uid):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _uid_has_processes(uid):
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat("/proc/" + entry).st_uid == uid:
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def _kill_tree():
+    me = os.getpid()
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    for pid in parents:
+        p, seen = parents.get(pid), 0
+        while p and p != me and seen < 64:
+            p, seen = parents.get(p), seen + 1
+        if p == me:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def wipe_dirs():
+    """Container mode: remove everything the run left in these dirs (except the work root)."""
+    keep = CONFIG.get("work_root")
+    for base in CONFIG.get("wipe", []):
+        try:
+            entries = os.listdir(base)
+        except OSError:
+            continue
+        for name in entries:
+            path = os.path.join(base, name)
+            if path == keep:
+                continue
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
+def clean_shared_tmp():
+    """``dir`` mode with a dedicated uid: remove what that uid left in the shared temp dirs."""
+    uid = CONFIG["uid"]
+    if uid is None:
+        return
+    for base in CONFIG.get("shared_tmp", []):
+        try:
+            entries = os.listdir(base)
+        except OSError:
+            continue
+        for name in entries:
+            path = os.path.join(base, name)
+            try:
+                if os.lstat(path).st_uid != uid:
+                    continue
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------- main loop
+
+def main():
+    ctl_in, ctl_out = os.dup(0), os.dup(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if CONFIG.get("die_with_parent"):
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if CONFIG["kill"] == "all" and CONFIG.get("kill_on_start"):
+        kill_leftovers(0)
+    if CONFIG.get("work_root"):
+        os.makedirs(CONFIG["work_root"], mode=0o711, exist_ok=True)
+        wipe_dirs()
+    for name in CONFIG.get("preload", []):
+        try:
+            __import__(name)
+        except BaseException:
+            pass
+    sys.path[0] = ""
+    send(ctl_out, {"ready": True, "pid": os.getpid(), "python": sys.version.split()[0]})
+    while True:
+        req = recv(ctl_in)
+        if req is None:
+            return
+        try:
+            reply = run_one(req)
+        except BaseException as exc:
+            reply = {"internal_error": "%s: %s\n%s" % (type(exc).__name__, exc, traceback.format_exc()[-1500:])}
+        send(ctl_out, reply)
+
+
+main()

@@ -1,0 +1,1 @@
+"""Concrete environments (math here; code environments live beside it)."""

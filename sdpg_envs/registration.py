@@ -1,0 +1,69 @@
+"""Registration of ``sdpg/<Name>-v<N>`` ids in Gymnasium's registry (string entry points, imported lazily).
+
+Bump the version whenever the prompt format, the data split or the verifier of an id changes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+NAMESPACE = "sdpg"
+_ID = re.compile(r"^(?:[\w.-]+/)?[\w.:-]+-v\d+$")
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One built-in id: ``gym.register(id, entry_point, kwargs=kwargs)``."""
+
+    id: str
+    entry_point: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+BUILTIN_ENVS: list[EnvEntry] = [
+    EnvEntry("sdpg/Arith-v0", "sdpg_envs.envs.math_env:arith_env",
+             description="procedural arithmetic, offline; knobs digits, num_ops, operators, word_problems"),
+    EnvEntry("sdpg/GSM8K-v0", "sdpg_envs.envs.math_env:gsm8k_env", description="GSM8K grade-school word problems"),
+    EnvEntry("sdpg/MATH-v0", "sdpg_envs.envs.math_env:math_env", description="MATH test set (5,000 problems)"),
+    EnvEntry("sdpg/MATH500-v0", "sdpg_envs.envs.math_env:math500_env", description="MATH-500 (PRM800K subset)"),
+]
+"""Built-in ids registered by ``import sdpg_envs``. Other env modules append their entries here."""
+
+
+def register_env(id: str, entry_point: str | Any, *, overwrite: bool = False, **kwargs: Any) -> None:  # noqa: A002
+    """Register a reasoning env id (``"ns/Name-vN"``) with Gymnasium; a thin, checked ``gym.register``.
+
+    Args:
+        id: Versioned id, e.g. ``"myproject/Countdown-v0"``.
+        entry_point: ``"module:callable"`` (preferred: imported only on ``gym.make``) or a callable.
+        overwrite: Replace an existing registration instead of raising.
+        **kwargs: Default keyword arguments for the entry point.
+
+    No ``max_episode_steps``: episodes are one step and end with ``terminated=True``.
+    """
+    if not _ID.match(id):
+        raise ValueError(f"env id {id!r} must look like 'namespace/Name-vN' (versioned)")
+    if id in gym.registry and not overwrite:
+        if gym.registry[id].entry_point == entry_point and gym.registry[id].kwargs == kwargs:
+            return  # idempotent re-registration (e.g. a module imported twice)
+        raise ValueError(f"env id {id!r} is already registered; pass overwrite=True or bump the version")
+    if id in gym.registry:
+        del gym.registry[id]
+    gym.register(id=id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=False,
+                 order_enforce=True)
+
+
+def register_builtin_envs() -> None:
+    """Register every entry of :data:`BUILTIN_ENVS` (idempotent)."""
+    for entry in BUILTIN_ENVS:
+        register_env(entry.id, entry.entry_point, **entry.kwargs)
+
+
+def registered_ids(namespace: str = NAMESPACE) -> list[str]:
+    """All ids currently registered under ``namespace`` (built-ins and anything registered later), sorted."""
+    return sorted(env_id for env_id in gym.registry if env_id.startswith(f"{namespace}/"))

@@ -1,0 +1,205 @@
+"""Find the final answer in a model response: ``\\boxed{}``/``\\fbox``, GSM8K ``####``, "the answer is", LaTeX
+math segments, and (optionally) the last number.
+
+Pure string work (no sympy), linear in the input length.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sdpg_envs.verifiers.math.options import MathOptions
+
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
+_GSM = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
+_PHRASE = re.compile(
+    r"(?:final\s+answer\s*(?:is|:)|the\s+answer\s+is|answer\s*(?:is|:|=)|answer\b)\s*(?::\s*)?",
+    re.IGNORECASE,
+)
+_FINAL = re.compile(r"final\s+answer", re.IGNORECASE)
+_MATH_SEG = re.compile(
+    r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<!\\)\$((?:[^$\n]|\\\$)+?)(?<!\\)\$", re.DOTALL
+)
+ARTIFACT = re.compile(
+    r"\\\\(?=(?:frac|dfrac|tfrac|sqrt|left|right|boxed|pi|cdot|le|ge|leq|geq|text|infty|in|circ|times)(?![a-zA-Z]))"
+)
+_NUMBER = re.compile(r"-?\d+,\d{1,2}(?![\d,])|-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+_JOIN_PUNCT = re.compile(r"^(?:[\s,;.$]|\\[()\[\]]|\\quad|\\qquad|\\,|\\;|\\ |&|\\\\)*$")
+_HEDGE_WORDS = re.compile(r"\b(?:or|maybe|perhaps|possibly|alternatively|otherwise)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|\n\s*\n|\bI hope\b")
+_THINK_END = "</think>"
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The extracted final answer (``None`` when none was found), how it was found, and whether it was hedged."""
+
+    answer: str | None
+    method: str
+    hedged: bool = False
+
+
+def _braced(text: str, start: int) -> tuple[str, int]:
+    """Content of the brace group opening at ``text[start] == '{'`` and the index after it (nested, ``\\{`` aware)."""
+    depth, i = 0, start
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i], i + 1
+        i += 1
+    return text[start + 1 :], len(text)
+
+
+def find_boxes(text: str) -> list[tuple[int, int, str]]:
+    """All ``\\boxed{..}``, ``\\boxed 5`` and ``\\fbox{..}`` as (start, end, content), outermost only."""
+    boxes: list[tuple[int, int, str]] = []
+    pos = 0
+    while True:
+        m = _BOX.search(text, pos)
+        if m is None:
+            return boxes
+        i = m.end()
+        while i < len(text) and text[i] in " \t":
+            i += 1
+        if i < len(text) and text[i] == "{":
+            content, end = _braced(text, i)
+        else:
+            tail = re.match(r"[^\s$]*", text[i:])
+            content, end = tail.group(0), i + tail.end()
+            content = content.rstrip(".,;")
+        boxes.append((m.start(), end, content.strip()))
+        pos = max(end, m.end())
+
+
+def _joiner_kind(between: str) -> str:
+    """'join' if two boxes separated by ``between`` form one answer list, 'hedge' if joined by 'or', else 'split'."""
+    if len(between) > 60 or "\n\n" in between:
+        return "split"
+    plain = re.sub(r"\\text(?:bf|rm|normal)?\{([^{}]*)\}|\\mbox\{([^{}]*)\}", r" \1\2 ", between)
+    if _JOIN_PUNCT.match(between):
+        return "join"
+    words = re.findall(r"[A-Za-z]+", plain)
+    if _HEDGE_WORDS.search(plain):
+        return "hedge"
+    if "and" in (w.lower() for w in words) and len(words) <= 6:
+        return "join"
+    return "split"
+
+
+def _from_boxes(text: str, boxes: list[tuple[int, int, str]], reject_hedged: bool) -> Extraction:
+    """The last group of boxes joined by commas/"and" is one answer; boxes joined by "or" are a hedge."""
+    group = [boxes[-1]]
+    hedged = False
+    for prev in reversed(boxes[:-1]):
+        kind = _joiner_kind(text[prev[1] : group[0][0]])
+        if kind == "split" or (kind == "hedge" and not reject_hedged):
+            break
+        if kind == "hedge" and prev[2] != group[0][2]:
+            hedged = True
+        group.insert(0, prev)
+    contents = [c for _, _, c in group]
+    distinct = list(dict.fromkeys(contents))
+    answer = distinct[0] if len(distinct) == 1 else ", ".join(distinct)
+    return Extraction(answer, "boxed", hedged)
+
+
+def _last_math_segment(text: str) -> str | None:
+    last = None
+    for m in _MATH_SEG.finditer(text):
+        last = next(g for g in m.groups() if g is not None)
+    return last.strip() if last is not None else None
+
+
+def _phrase_answer(text: str) -> str | None:
+    """Answer after the last "final answer is"/"the answer is"/"Answer:" up to the end of its sentence."""
+    matches = list(_PHRASE.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end() :]
+    seg = _MATH_SEG.match(rest.lstrip())
+    if seg is not None:
+        return next(g for g in seg.groups() if g is not None).strip()
+    end = _SENTENCE_END.search(rest)
+    sentence = rest[: end.start()] if end else rest
+    if " is " in sentence:  # "Final Answer: The largest $n$ is 34."
+        sentence = sentence.rsplit(" is ", 1)[1]
+    math = _last_math_segment(sentence)
+    if math is not None:
+        return math
+    if not _looks_bare(sentence):
+        numbers = _NUMBER.findall(sentence)
+        return numbers[-1] if numbers else None
+    return sentence.strip().rstrip(".") or None
+
+
+def _looks_bare(text: str) -> bool:
+    """A short string with no sentence structure is itself the answer (e.g. ``3/4``, ``x = 5``, ``28 percent``)."""
+    stripped = text.strip()
+    if len(stripped) > 200 or "\n\n" in stripped:
+        return False
+    seg = _MATH_SEG.search(stripped)
+    if seg is not None and (seg.start() > 0 or seg.end() < len(stripped.rstrip(". "))):
+        return False
+    words = re.findall(r"(?<![\\a-zA-Z])[A-Za-z]{2,}", re.sub(r"\\[a-zA-Z]+\{[^{}]*\}", "", stripped))
+    return len(words) <= 2 and " is " not in stripped
+
+
+def _strip_delimiters(text: str) -> str:
+    s = text.strip()
+    for left, right in (("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$")):
+        if s.startswith(left) and s.endswith(right) and len(s) >= len(left) + len(right):
+            return s[len(left) : len(s) - len(right)].strip()
+    return s
+
+
+def extract_answer(text: str, options: MathOptions | None = None) -> Extraction:
+    """Extract the final answer from a response (or return a bare answer as is).
+
+    Order: last ``\\boxed{}`` group, GSM8K ``#### x``, "the answer is x", a bare short answer, the last LaTeX math
+    segment, and finally the last number (if ``options.allow_last_number_fallback``).
+
+    >>> extract_answer("So the total is \\\\boxed{\\\\frac{1}{2}}.").answer
+    '\\\\frac{1}{2}'
+    >>> extract_answer("She pays 5 + 7 = 12 dollars.\\n#### 12").answer
+    '12'
+    """
+    options = options or MathOptions()
+    if not isinstance(text, str):
+        return Extraction(None, "none")
+    text = ARTIFACT.sub(r"\\", text[-options.max_input_chars :])
+    if _THINK_END in text:
+        text = text.rsplit(_THINK_END, 1)[1]
+    boxes = find_boxes(text)
+    if boxes:
+        after = text[boxes[-1][1] :]
+        if _FINAL.search(after):  # "... \boxed{255} ... Final Answer: The final answer is $10,455$."
+            phrase = _phrase_answer(after)
+            if phrase:
+                return Extraction(phrase, "phrase")
+        return _from_boxes(text, boxes, options.reject_hedged)
+    gsm = _GSM.findall(text)
+    if gsm:
+        return Extraction(gsm[-1].strip(), "gsm8k")
+    if _looks_bare(text):
+        bare = _strip_delimiters(text)
+        if bare and "$" not in bare:
+            return Extraction(bare, "bare")
+    phrase = _phrase_answer(text)
+    if phrase:
+        return Extraction(phrase, "phrase")
+    segments = list(_MATH_SEG.finditer(text))
+    tail = text[segments[-1].end() :] if segments else text
+    numbers = _NUMBER.findall(tail) if options.allow_last_number_fallback else []
+    if numbers:  # a number in the prose after the last math segment is the later statement
+        return Extraction(numbers[-1], "last_number")
+    if segments:
+        return Extraction(next(g for g in segments[-1].groups() if g is not None).strip(), "latex")
+    return Extraction(None, "none")

@@ -1,0 +1,94 @@
+"""Named options for every asymmetric choice the math verifier makes, each with a documented default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MathOptions:
+    """How strictly a prediction is compared with the reference ("gold") answer.
+
+    Every field has a default chosen for MATH/GSM8K-style grading; each is tested both ways.
+    """
+
+    # --- extraction ----------------------------------------------------------------------------------
+    allow_last_number_fallback: bool = True
+    """With no ``\\boxed{}``, ``####`` or "the answer is", take the last number in the response."""
+    reject_hedged: bool = True
+    """Reject responses whose final answer markers (several ``\\boxed{}`` etc.) disagree with each other."""
+    # --- numbers -------------------------------------------------------------------------------------
+    percent_mode: str = "gold"
+    """``"gold"``: ``50\\%`` means 50 and also 0.5, but only when the gold carries ``%``; ``"strict"``: the
+    percent sign is dropped and the numbers must match; ``"fraction"``: ``50\\%`` always equals 0.5."""
+    decimal_tolerance: bool = True
+    """When the gold is a decimal with k places, accept predictions within half a unit of its last place."""
+    rounded_prediction_min_digits: int | None = None
+    """If set, a decimal prediction with at least this many significant digits is accepted when the exact gold
+    rounds to it (``0.3333`` for ``1/3`` with 4). ``None`` (default): the gold must be a decimal for tolerance."""
+    thousands_separators: bool = True
+    """``12,345`` (no spaces, groups of three) may read as 12345 as well as the list 12, 345."""
+    decimal_comma: bool | str = "auto"
+    """``True``: ``2,5`` reads as 2.5 (European decimal comma); ``False``: always the list 2, 5; ``"auto"``: the
+    decimal reading is also tried, but only when the other side is a plain decimal such as ``2.5``."""
+    mixed_numbers: bool = True
+    """``2\\frac{1}{2}`` reads as 2 + 1/2 (a mixed number) rather than 2 * 1/2."""
+    # --- units and angles ----------------------------------------------------------------------------
+    degrees_mode: str = "either"
+    """``"either"``: ``90^\\circ`` equals 90 and also pi/2; ``"degrees"``: only 90; ``"radians"``: only pi/2."""
+    strip_units: bool = True
+    """Drop trailing unit words (``5\\text{ cm}``, ``3 dollars``) before comparing."""
+    # --- structures ----------------------------------------------------------------------------------
+    vector_equals_tuple: bool = True
+    """A column vector ``\\begin{pmatrix}1\\\\2\\end{pmatrix}`` equals the tuple ``(1, 2)``."""
+    interval_equals_inequality: bool = True
+    """An interval ``[-2, 7]`` equals the relation ``-2 \\le x \\le 7`` (and ``x \\in [-2, 7]``)."""
+    unordered_lists: bool = True
+    """A bare comma list ``1, 2`` is compared as a set (order-free), like ``\\{1, 2\\}``; tuples keep order."""
+    equation_scaling: bool = True
+    """Equations match when one is a non-zero multiple of the other (``2x=2`` vs ``x=1``)."""
+    strip_variable_assignment: bool = True
+    """``x = 5`` equals ``5`` when one side is a lone symbol; ``k=1`` vs ``1`` is accepted."""
+    text_case_sensitive: bool = False
+    """Text answers (``\\text{Evelyn}``) compare case-sensitively."""
+    # --- limits --------------------------------------------------------------------------------------
+    timeout_s: float = 5.0
+    """Wall-clock limit for the sympy part of one comparison (killable worker process)."""
+    max_input_chars: int = 100_000
+    """Longer responses are cut to their last ``max_input_chars`` characters before extraction."""
+    max_answer_chars: int = 1_000
+    """An extracted answer longer than this is ``unparsable``."""
+    max_nesting: int = 60
+    """Deeper bracket nesting is ``unparsable`` (guards the parser and sympy)."""
+    max_exponent: int = 10_000
+    """Integer powers with a larger exponent (or power towers) are not expanded exactly."""
+    max_factorial: int = 3_000
+    """Factorials of larger arguments are refused (``unparsable``)."""
+    reveal_gold_in_reason: bool = False
+    """Include the reference answer in the reason text (off: the reason is safe as self-teacher feedback)."""
+
+    def __post_init__(self) -> None:
+        if self.percent_mode not in ("gold", "strict", "fraction"):
+            raise ValueError(f"percent_mode must be 'gold', 'strict' or 'fraction', not {self.percent_mode!r}")
+        if self.degrees_mode not in ("either", "degrees", "radians"):
+            raise ValueError(f"degrees_mode must be 'either', 'degrees' or 'radians', not {self.degrees_mode!r}")
+        if self.decimal_comma not in (True, False, "auto"):
+            raise ValueError(f"decimal_comma must be True, False or 'auto', not {self.decimal_comma!r}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, not {self.timeout_s}")
+        for name in ("max_input_chars", "max_answer_chars", "max_nesting", "max_exponent", "max_factorial"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, base: MathOptions | None = None) -> MathOptions:
+        """Build options from a plain dict (e.g. a JSONL row); unknown keys raise ``ValueError``."""
+        base = base or cls()
+        if not data:
+            return base
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown math option(s) {unknown}; known: {sorted(known)}")
+        return replace(base, **data)

@@ -1,0 +1,166 @@
+"""A thread-safe pool of killable sympy worker processes with a wall-clock timeout per call.
+
+Each call takes an idle worker (or starts one), sends a pickled request over a pipe and waits with ``select``.
+On timeout the worker is SIGKILLed, reaped and replaced: no ``signal.alarm``, no threads doing sympy work, and
+no leaked processes (workers also die with their parent).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sdpg_envs.verifiers.math.worker import write_frame
+
+_HEADER = struct.Struct("!Q")
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
+START_TIMEOUT_S = 60.0
+
+
+class WorkerTimeout(Exception):
+    """The worker did not answer within the deadline (it has been killed)."""
+
+
+class WorkerFailed(Exception):
+    """The worker died or answered garbage (it has been killed)."""
+
+
+class _Worker:
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = _PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sdpg_envs.verifiers.math.worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env=env, close_fds=True, start_new_session=True,
+        )  # fmt: skip
+        self.ready = False
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        fd, buf = self.proc.stdout.fileno(), b""
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise WorkerTimeout
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                raise WorkerFailed("worker exited")
+            buf += chunk
+        return buf
+
+    def receive(self, deadline: float) -> Any:
+        (size,) = _HEADER.unpack(self._read(_HEADER.size, deadline))
+        return pickle.loads(self._read(size, deadline))
+
+    def wait_ready(self) -> None:
+        if not self.ready:
+            kind, _ = self.receive(time.monotonic() + START_TIMEOUT_S)
+            if kind != "ready":
+                raise WorkerFailed("worker did not start")
+            self.ready = True
+
+    def call(self, name: str, args: tuple, timeout_s: float) -> Any:
+        self.wait_ready()
+        write_frame(self.proc.stdin, (name, args))
+        return self.receive(time.monotonic() + timeout_s)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class WorkerPool:
+    """At most ``size`` concurrent sympy computations, each in its own killable process."""
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = size or max(1, min(4, os.cpu_count() or 1))
+        self._slots = threading.BoundedSemaphore(self.size)
+        self._lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self._closed = False
+
+    def warm(self) -> None:
+        """Start every worker and wait until each has imported sympy."""
+        workers = [self._take() for _ in range(self.size)]
+        for w in workers:
+            w.wait_ready()
+        with self._lock:
+            self._idle.extend(workers)
+
+    def _take(self) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("worker pool is closed")
+            while self._idle:
+                w = self._idle.pop()
+                if w.proc.poll() is None:
+                    return w
+                w.kill()
+        return _Worker()
+
+    def call(self, name: str, args: tuple, timeout_s: float) -> Any:
+        """Run ``name(*args)`` in a worker. Returns ``("ok", value)``, ``("error", msg)`` or ``("timeout", None)``."""
+        with self._slots:
+            worker = self._take()
+            try:
+                reply = worker.call(name, args, timeout_s)
+            except WorkerTimeout:
+                self._replace(worker)
+                return ("timeout", None)
+            except (WorkerFailed, OSError, EOFError, pickle.UnpicklingError, struct.error) as exc:
+                self._replace(worker)
+                return ("error", f"worker failed: {type(exc).__name__}")
+            with self._lock:
+                if self._closed:
+                    worker.kill()
+                else:
+                    self._idle.append(worker)
+            return reply
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            if not self._closed:
+                self._idle.append(_Worker())  # starts importing now, so the next call waits less
+
+    def pids(self) -> list[int]:
+        """PIDs of the live idle workers (for tests and leak checks)."""
+        with self._lock:
+            return [w.proc.pid for w in self._idle if w.proc.poll() is None]
+
+    def close(self) -> None:
+        """Kill every idle worker; calls in flight finish and then kill theirs."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for w in idle:
+            w.kill()
+
+
+_DEFAULT: WorkerPool | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_pool() -> WorkerPool:
+    """The process-wide pool (created on first use, closed at exit)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None or _DEFAULT._closed:
+            _DEFAULT = WorkerPool()
+            atexit.register(_DEFAULT.close)
+        return _DEFAULT

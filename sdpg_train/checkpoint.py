@@ -1,0 +1,183 @@
+"""HF-format checkpoints with exact resume: ``output_dir/checkpoint-N/``.
+
+Layout (the same file names as ``transformers.Trainer``, so ``AutoModelForCausalLM.from_pretrained(ckpt)``
+works as is): ``model.safetensors`` + ``config.json`` (``save_pretrained``), the tokenizer files,
+``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth`` (``rng_state_{rank}.pth`` for ranks > 0),
+``trainer_state.json`` and, for an EMA teacher, ``teacher_ema.safetensors``. A checkpoint is written into a
+temporary folder and renamed into place, so a crash never leaves a half-written ``checkpoint-N``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+STATE_FILE = "trainer_state.json"
+
+
+def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
+    return Path(output_dir) / f"checkpoint-{step}"
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete ``checkpoint-N`` folders, oldest first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _CKPT.match(p.name)) and (p / STATE_FILE).is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint in ``output_dir`` (None if there is none)."""
+    ckpts = list_checkpoints(output_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def rotate_checkpoints(output_dir: str | Path, keep: int | None) -> list[Path]:
+    """Delete all but the newest ``keep`` checkpoints; returns the deleted folders."""
+    if keep is None:
+        return []
+    old = list_checkpoints(output_dir)[:-keep] if keep > 0 else []
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
+    return old
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _rng_file(rank: int) -> str:
+    return "rng_state.pth" if rank == 0 else f"rng_state_{rank}.pth"
+
+
+def save_checkpoint(
+    output_dir: str | Path,
+    step: int,
+    *,
+    model: nn.Module,
+    tokenizer: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    trainer_state: dict[str, Any],
+    ema_teacher: nn.Module | None = None,
+    rank: int = 0,
+    save_total_limit: int | None = None,
+) -> Path:
+    """Write ``checkpoint-{step}`` atomically (rank 0 writes everything; other ranks only their RNG state).
+
+    Under DDP call it on every rank, then barrier; other ranks write into the final folder after rank 0's rename.
+    """
+    final = checkpoint_dir(output_dir, step)
+    if rank != 0:
+        final.mkdir(parents=True, exist_ok=True)
+        torch.save(rng_state(), final / _rng_file(rank))
+        return final
+    tmp = Path(output_dir) / f".tmp-checkpoint-{step}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(rng_state(), tmp / _rng_file(0))
+    if ema_teacher is not None:
+        from safetensors.torch import save_model
+
+        save_model(ema_teacher, str(tmp / "teacher_ema.safetensors"))
+    (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "global_step": step}, indent=2, default=str))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    rotate_checkpoints(output_dir, save_total_limit)
+    return final
+
+
+def load_model_weights(model: nn.Module, path: str | Path) -> None:
+    """Load ``save_pretrained`` safetensors (single file or sharded) into an existing model, in place."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    index = path / "model.safetensors.index.json"
+    files = ["model.safetensors"]
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    state: dict[str, torch.Tensor] = {}
+    for name in files:
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"checkpoint {path} lacks {name}")
+        state.update(load_file(str(path / name)))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = _tied_keys(model)
+    real_missing = [k for k in missing if k not in tied]
+    if real_missing or unexpected:
+        raise RuntimeError(f"checkpoint {path} does not match the model: missing {real_missing[:5]}, "
+                           f"unexpected {list(unexpected)[:5]}")
+
+
+def _tied_keys(model: nn.Module) -> set[str]:
+    """State-dict keys whose tensor shares storage with an earlier key (tied weights)."""
+    seen: dict[int, str] = {}
+    tied = set()
+    for k, v in model.state_dict(keep_vars=True).items():
+        ptr = v.data_ptr()
+        if ptr in seen:
+            tied.add(k)
+        else:
+            seen[ptr] = k
+    return tied
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    ema_teacher: nn.Module | None = None,
+    rank: int = 0,
+) -> dict[str, Any]:
+    """Restore model, optimizer, scheduler, EMA teacher and this rank's RNG; returns the trainer state."""
+    path = Path(path)
+    if not (path / STATE_FILE).is_file():
+        raise FileNotFoundError(f"{path} is not a complete checkpoint (no {STATE_FILE})")
+    load_model_weights(model, path)
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    if ema_teacher is not None:
+        from safetensors.torch import load_model
+
+        load_model(ema_teacher, str(path / "teacher_ema.safetensors"))
+    rng = path / _rng_file(rank)
+    set_rng_state(torch.load(rng if rng.is_file() else path / _rng_file(0), weights_only=False))
+    return json.loads((path / STATE_FILE).read_text())

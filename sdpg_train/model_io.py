@@ -1,0 +1,209 @@
+"""Hidden-state forwards at completion positions, for both views, and the one sampled-token log-prob path.
+
+A *view* of a micro-batch is ``prefix ++ completion`` per sample: the student view uses the student prompt,
+the teacher view the teacher prompt, and both carry the identical completion ids. Prefixes are left-padded
+and completions right-padded, so row ``i`` has an explicit per-sequence offset (``gather_index``): hidden state
+at column ``offset_i + j`` predicts completion token ``j`` (offset = prefix width − 1). Position ids are the
+cumulative attention mask, so padding never shifts positions (spec pitfall 3). Hidden states are sliced to
+completion tokens *before* the LM head; logits are only ever formed chunk-wise inside :func:`sdpg_head`.
+
+Every sampled-token log-prob the trainer uses (old, reference, current) goes through
+:func:`CompletionModel.forward` + :func:`sdpg_head` with the same micro-batch layout (spec pitfall 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sdpg_train.head import HeadOutput, sdpg_head
+from sdpg_train.rollout import RolloutBatch, left_pad, right_pad
+
+
+@dataclass
+class View:
+    """Padded model inputs of one view of a micro-batch (n sequences, width L = P + T)."""
+
+    input_ids: Tensor  # (n, L) long
+    attention_mask: Tensor  # (n, L) long
+    position_ids: Tensor  # (n, L) long
+    gather_index: Tensor  # (n, T) long: column of the hidden state that predicts completion token j
+    token_mask: Tensor  # (n, T) bool: real completion tokens
+    targets: Tensor  # (Ntok,) long: the completion ids in row-major mask order
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.token_mask.sum())
+
+    def to(self, device: torch.device | str) -> View:
+        return View(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids,
+                                              self.gather_index, self.token_mask, self.targets)))
+
+    def inputs(self) -> dict[str, Tensor]:
+        """Keyword arguments for :meth:`CompletionModel.forward`."""
+        return dict(input_ids=self.input_ids, attention_mask=self.attention_mask, position_ids=self.position_ids,
+                    gather_index=self.gather_index, token_mask=self.token_mask)
+
+
+def build_view(prefixes: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int) -> View:
+    """``left_pad(prefix) ++ right_pad(completion)`` with per-sequence offsets and cumulative positions."""
+    if len(prefixes) != len(completions):
+        raise ValueError(f"{len(prefixes)} prefixes but {len(completions)} completions")
+    if any(len(p) == 0 for p in prefixes):
+        raise ValueError("every prefix needs at least one token (the token before the first completion token)")
+    p_ids, p_mask = left_pad(prefixes, pad_id)  # (n, P)
+    c_ids, c_mask = right_pad(completions, pad_id)  # (n, T)
+    input_ids = torch.cat([p_ids, c_ids], dim=1)  # (n, P + T)
+    attention_mask = torch.cat([p_mask, c_mask.long()], dim=1)  # (n, P + T)
+    position_ids = (attention_mask.cumsum(1) - 1).clamp_min(0)  # (n, P + T)
+    offsets = torch.full((len(prefixes),), p_ids.shape[1] - 1, dtype=torch.long)  # (n,) per-sequence offset
+    gather_index = offsets[:, None] + torch.arange(c_ids.shape[1])[None, :]  # (n, T)
+    return View(input_ids, attention_mask, position_ids, gather_index, c_mask, c_ids[c_mask])
+
+
+class CompletionModel(nn.Module):
+    """Wraps an ``AutoModelForCausalLM``: forward returns final hidden states at completion tokens (Ntok, H).
+
+    Being an ``nn.Module`` whose forward is the whole trainable computation, it can be wrapped in DDP.
+    """
+
+    def __init__(self, lm: nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+        if lm.get_output_embeddings() is None:
+            raise TypeError(f"{type(lm).__name__} has no output embeddings (LM head); need an AutoModelForCausalLM")
+
+    @property
+    def lm_head_weight(self) -> Tensor:
+        """(V, H) LM-head weight."""
+        return self.lm.get_output_embeddings().weight
+
+    @property
+    def lm_head_bias(self) -> Tensor | None:
+        """(V,) LM-head bias or None."""
+        return getattr(self.lm.get_output_embeddings(), "bias", None)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, gather_index: Tensor,
+                token_mask: Tensor) -> Tensor:
+        out = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                 use_cache=False)
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]  # (n, L, H)
+        idx = gather_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # (n, T, H)
+        return hidden.gather(1, idx)[token_mask]  # (Ntok, H), slice before the LM head
+
+
+@torch.no_grad()
+def sampled_logprobs(model: CompletionModel, view: View, *, temperature: float, chunk_size: int) -> HeadOutput:
+    """No-grad per-token log-prob and entropy of ``view``'s completion tokens (old / reference log-probs)."""
+    hidden = model(**view.inputs())  # (Ntok, H)
+    return sdpg_head(hidden, model.lm_head_weight, view.targets, lm_bias=model.lm_head_bias,
+                     temperature=temperature, chunk_size=chunk_size)
+
+
+def plan_micro_batches(
+    student_prefix_lens: Sequence[int],
+    teacher_prefix_lens: Sequence[int],
+    completion_lens: Sequence[int],
+    max_tokens: int,
+    indices: Sequence[int] | None = None,
+) -> list[list[int]]:
+    """Split samples (in order) into micro-batches whose padded size of the LONGER view fits ``max_tokens``.
+
+    The teacher view is longer by its context (spec pitfall 16), so the budget counts
+    ``n × (max prefix over both views + max completion)``. A single over-budget sample gets its own batch.
+    """
+    order = list(range(len(completion_lens))) if indices is None else list(indices)
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    pre = comp = 0
+    for i in order:
+        p = max(student_prefix_lens[i], teacher_prefix_lens[i])
+        new_pre, new_comp = max(pre, p), max(comp, completion_lens[i])
+        if cur and (len(cur) + 1) * (new_pre + new_comp) > max_tokens:
+            batches.append(cur)
+            cur, new_pre, new_comp = [], p, completion_lens[i]
+        cur.append(i)
+        pre, comp = new_pre, new_comp
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+@dataclass
+class MicroBatch:
+    """One micro-batch: both views of some samples plus per-token advantages and old/ref log-probs."""
+
+    index: list[int]
+    """Sample indices into the rollout batch."""
+    student: View
+    teacher: View | None
+    advantages: Tensor  # (Ntok,) A_i broadcast to the tokens of completion i
+    mask: Tensor  # (Ntok,) bool, True on every (real) completion token
+    old_logp: Tensor | None = None  # (Ntok,) filled once per step
+    ref_logp: Tensor | None = None  # (Ntok,) filled once per step when a reference model is used
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.mask.sum())
+
+
+def plan_step(batch: RolloutBatch, teacher_prompts: Sequence[Sequence[int]] | None, advantages: Tensor, *,
+              num_mini_batches: int, max_tokens: int, pad_id: int,
+              device: torch.device | str) -> list[list[MicroBatch]]:
+    """Split a step's samples into mini-batches (whole groups) of token-budgeted micro-batches.
+
+    The same layout serves the old/ref log-prob pass and the update, so all log-probs share one numeric path.
+    """
+    n, per_mini = len(batch), len(batch) // num_mini_batches
+    lengths = batch.completion_lengths
+    s_lens = [len(p) for p in batch.prompt_ids]
+    t_lens = [len(p) for p in teacher_prompts] if teacher_prompts is not None else s_lens
+    minis = []
+    for m in range(num_mini_batches):
+        idx = range(m * per_mini, min(n, (m + 1) * per_mini))
+        micro = []
+        for mb in plan_micro_batches(s_lens, t_lens, lengths.tolist(), max_tokens, indices=idx):
+            comps = [batch.completion_ids[i] for i in mb]
+            student = build_view([batch.prompt_ids[i] for i in mb], comps, pad_id).to(device)
+            teacher = (build_view([teacher_prompts[i] for i in mb], comps, pad_id).to(device)
+                       if teacher_prompts is not None else None)
+            adv = torch.repeat_interleave(advantages[mb], lengths[mb]).to(device)  # (Ntok,)
+            micro.append(MicroBatch(list(mb), student, teacher, adv, torch.ones_like(adv, dtype=torch.bool)))
+        minis.append(micro)
+    return minis
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
+
+
+def load_model_and_tokenizer(model: Any, processing_class: Any, *, name_or_path: str | None, dtype: str,
+                             seed: int, gradient_checkpointing: bool) -> tuple[nn.Module, Any]:
+    """Resolve the trainer's ``model`` argument (instance, hub id, path or ``"tiny"``) and its tokenizer."""
+    from sdpg_train.tiny import byte_tokenizer, load_tokenizer, tiny_causal_lm
+
+    name = str(model) if isinstance(model, (str, Path)) else (name_or_path if model is None else None)
+    if model is None and name is None:
+        raise ValueError("no model given: pass model=... to SDPGTrainer or set model_name_or_path")
+    if name == "tiny":
+        lm, tok = tiny_causal_lm(seed=seed), processing_class or byte_tokenizer()
+    elif name is not None:
+        from transformers import AutoModelForCausalLM
+
+        lm = AutoModelForCausalLM.from_pretrained(name, dtype=_DTYPES[dtype])
+        tok = processing_class or load_tokenizer(name)
+    else:
+        lm, tok = model, processing_class
+        if tok is None:
+            path = getattr(model, "name_or_path", "")
+            if not path or not Path(path).is_dir():
+                raise ValueError("model instance given without processing_class, and its name_or_path is not a "
+                                 "local folder with a tokenizer; pass processing_class=tokenizer")
+            tok = load_tokenizer(path)
+    if gradient_checkpointing:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return lm, tok

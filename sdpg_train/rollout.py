@@ -1,0 +1,327 @@
+"""Rollouts: G completions per prompt from HF ``generate``, exact token ids, verified by the task source.
+
+Layout: a batch holds B groups of G samples; sample ``i`` belongs to group ``i // G`` (contiguous groups).
+Each group is one problem drawn by a per-seed reset (``seed = f(config seed, rank, step, slot)``), so a step's
+problems depend only on the seed and the step number (exact resume needs no env state). Prompts are tokenised
+without special tokens and left-padded by hand (spec pitfall 2); completions are cut at EOS (kept) or at the
+end of a stop string, and their ids are kept exactly as sampled, never re-tokenised. Generation runs in
+chunks; chunk k is verified in a background thread while chunk k+1 generates (verifiers run in their own
+worker processes or sandboxes, so a thread is enough).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sdpg_envs.types import Problem, VerifierResult
+
+
+class TaskSource(Protocol):
+    """Where problems, prompts, scores and privileged context come from (an env today; reward_funcs later)."""
+
+    name: str
+
+    def sample(self, seed: int) -> Problem: ...
+
+    def prompt(self, problem: Problem) -> str: ...
+
+    def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[VerifierResult]: ...
+
+    def context(self, problem: Problem, result: VerifierResult) -> str: ...
+
+
+class EnvSource:
+    """A :class:`TaskSource` over a ``ReasoningEnv`` (made by id or given as an instance)."""
+
+    def __init__(self, env: Any, name: str | None = None) -> None:
+        self.env = getattr(env, "unwrapped", env)
+        spec = getattr(env, "spec", None)
+        self.name = name or (spec.id if spec is not None else type(self.env).__name__)
+        for attr in ("reset", "prompt_for", "verify_batch", "build_context"):
+            if not hasattr(self.env, attr):
+                raise TypeError(f"env {self.name!r} has no {attr}(); SDPGTrainer needs an sdpg_envs.ReasoningEnv")
+
+    def sample(self, seed: int) -> Problem:
+        self.env.reset(seed=int(seed))  # same seed -> same problem (GRPO groups)
+        return self.env.problem
+
+    def prompt(self, problem: Problem) -> str:
+        return self.env.prompt_for(problem)
+
+    def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[VerifierResult]:
+        return list(self.env.verify_batch(list(problems), list(completions)))
+
+    def context(self, problem: Problem, result: VerifierResult) -> str:
+        return self.env.build_context(problem, result) or ""
+
+
+@dataclass
+class RolloutBatch:
+    """N = B·G sampled completions with everything the teacher view and the loss need."""
+
+    prompt_ids: list[list[int]]
+    """Student prompt token ids per sample (chat-templated, no padding)."""
+    completion_ids: list[list[int]]
+    """Sampled token ids per sample, exactly as generated, cut after EOS / stop string."""
+    prompts: list[str]
+    """Raw prompt text per sample (the user turn, before the chat template)."""
+    completions: list[str]
+    """Decoded completion text (special tokens skipped), as given to the verifier."""
+    rewards: Tensor
+    """(N,) fp32 verifier scores."""
+    statuses: list[str]
+    contexts: list[str]
+    """Per-sample privileged context from the source (reference + this rollout's verifier feedback)."""
+    answers: list[str | None]
+    group_index: Tensor
+    """(N,) long, group id ``i // G``."""
+    sources: list[str]
+    clipped: Tensor
+    """(N,) bool: hit max_completion_length without EOS or stop string."""
+    group_size: int
+    problems: list[Problem] = field(default_factory=list)
+    results: list[VerifierResult] = field(default_factory=list)
+    gen_seconds: float = 0.0
+    verify_wait_seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.completion_ids)
+
+    @property
+    def completion_lengths(self) -> Tensor:
+        """(N,) long number of completion tokens per sample."""
+        return torch.tensor([len(c) for c in self.completion_ids], dtype=torch.long)
+
+    def padded_completions(self, pad_id: int) -> tuple[Tensor, Tensor]:
+        """Right-padded (N, T) completion ids and (N, T) bool mask, T = longest completion."""
+        return right_pad(self.completion_ids, pad_id)
+
+
+def make_sources(env: Any, env_ids: Sequence[str], env_kwargs: dict, env_weights: Sequence[float] | None
+                 ) -> tuple[list[TaskSource], list[float]]:
+    """Resolve the trainer's ``env`` argument (id, instance, or a list of them; None → ``env_ids``)."""
+    items = list(env_ids) if env is None else list(env) if isinstance(env, (list, tuple)) else [env]
+    sources: list[TaskSource] = []
+    for item in items:
+        if isinstance(item, str):
+            import gymnasium as gym
+
+            import sdpg_envs  # noqa: F401  (registers the sdpg/* ids)
+
+            try:
+                made = gym.make(item, **dict(env_kwargs.get(item, {})))
+            except gym.error.Error as exc:
+                raise ValueError(f"cannot make env {item!r}: {exc}") from exc
+            sources.append(EnvSource(made, name=item))
+        elif all(hasattr(item, a) for a in ("sample", "prompt", "score", "context", "name")):
+            sources.append(item)
+        else:
+            sources.append(EnvSource(item))
+    weights = [float(w) for w in env_weights] if env_weights is not None else [1.0] * len(sources)
+    if len(weights) != len(sources):
+        raise ValueError(f"env_weights has {len(weights)} entries for {len(sources)} envs")
+    return sources, weights
+
+
+def right_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Right-pad id lists into (N, T) long ids and (N, T) bool mask."""
+    width = max([len(r) for r in rows] + [1])
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (N, T)
+    mask = torch.zeros((len(rows), width), dtype=torch.bool)  # (N, T)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(list(r), dtype=torch.long)
+        mask[i, : len(r)] = True
+    return ids, mask
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """Left-pad id lists into (N, P) long ids and (N, P) long attention mask (explicit; spec pitfall 2)."""
+    width = max([len(r) for r in rows] + [1])
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (N, P)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)  # (N, P)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r) :] = torch.tensor(list(r), dtype=torch.long)
+            mask[i, width - len(r) :] = 1
+    return ids, mask
+
+
+def encode_prompt(tokenizer, user_text: str, chat_template_kwargs: dict | None = None) -> list[int]:
+    """Chat-template one user turn with the generation prompt and tokenise it without special tokens."""
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_text}], tokenize=False, add_generation_prompt=True,
+            **(chat_template_kwargs or {}),
+        )
+    else:
+        text = user_text
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def eos_token_ids(model, tokenizer) -> set[int]:
+    """Token ids that end a completion (the generation config's and the tokenizer's EOS)."""
+    eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def pad_token_id(tokenizer) -> int:
+    """The pad id (falls back to EOS, then 0)."""
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    return int(tokenizer.eos_token_id) if tokenizer.eos_token_id is not None else 0
+
+
+def _stop_cut(row: list[int], tokenizer, stop: Sequence[str]) -> int | None:
+    """Shortest prefix length whose text contains a stop string (binary search; containment is monotone)."""
+    def hit(n: int) -> bool:
+        text = tokenizer.decode(row[:n], skip_special_tokens=False)
+        return any(s in text for s in stop)
+
+    if not stop or not hit(len(row)):
+        return None
+    lo, hi = 1, len(row)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if hit(mid) else (mid + 1, hi)
+    return lo
+
+
+def trim_completion(row: list[int], eos: set[int], tokenizer, stop: Sequence[str]) -> tuple[list[int], bool]:
+    """Cut a generated row after its first EOS (kept) or at the end of a stop string -> (ids, clipped)."""
+    cut = next((i + 1 for i, t in enumerate(row) if t in eos), None)
+    stop_at = _stop_cut(row[: cut or len(row)], tokenizer, stop)
+    if stop_at is not None:
+        return row[:stop_at], False
+    if cut is not None:
+        return row[:cut], False
+    return row, True
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], gen: dict[str, Any]
+             ) -> list[tuple[list[int], bool]]:
+    """Sample one completion per prompt with HF ``generate`` (KV cache) -> [(completion ids, clipped)].
+
+    ``gen`` holds max_completion_length, temperature, top_p, top_k, stop_strings.
+    """
+    pad = pad_token_id(tokenizer)
+    eos = eos_token_ids(model, tokenizer)
+    ids, mask = left_pad(prompt_ids, pad)  # (n, P), explicit left padding
+    device = next(model.parameters()).device
+    kwargs: dict[str, Any] = dict(
+        max_new_tokens=gen["max_completion_length"], do_sample=True, temperature=gen["temperature"],
+        top_p=gen["top_p"], top_k=gen["top_k"], pad_token_id=pad, eos_token_id=sorted(eos) or None,
+        use_cache=True,
+    )
+    if gen.get("stop_strings"):
+        kwargs.update(stop_strings=list(gen["stop_strings"]), tokenizer=tokenizer)
+    was_training = model.training
+    model.eval()
+    try:
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)  # (n, P + T)
+    finally:
+        model.train(was_training)
+    rows = out[:, ids.shape[1] :].tolist()
+    return [trim_completion(r, eos, tokenizer, gen.get("stop_strings") or ()) for r in rows]
+
+
+def problem_seed(seed: int, rank: int, step: int, slot: int) -> int:
+    """Deterministic per-group reset seed from (config seed, rank, step, slot)."""
+    return int(np.random.SeedSequence([seed, rank, step, slot]).generate_state(1)[0])
+
+
+def choose_sources(n: int, weights: Sequence[float], seed: int, rank: int, step: int) -> list[int]:
+    """Which source each of the ``n`` groups of a step draws from (weighted, seeded)."""
+    if len(weights) == 1:
+        return [0] * n
+    p = np.asarray(weights, dtype=np.float64)
+    rng = np.random.default_rng([seed, rank, step, 7919])
+    return rng.choice(len(p), size=n, p=p / p.sum()).tolist()
+
+
+def collect_rollouts(
+    model,
+    tokenizer,
+    sources: Sequence[TaskSource],
+    weights: Sequence[float],
+    *,
+    step: int,
+    num_prompts: int,
+    group_size: int,
+    gen: dict[str, Any],
+    generation_batch_size: int,
+    max_prompt_length: int,
+    chat_template_kwargs: dict | None = None,
+    seed: int = 0,
+    rank: int = 0,
+) -> RolloutBatch:
+    """Sample ``num_prompts`` groups of ``group_size`` completions and verify them.
+
+    Verification of generation chunk k overlaps with generation of chunk k+1 (one background thread).
+    """
+    import time
+
+    which = choose_sources(num_prompts, weights, seed, rank, step)
+    problems = [sources[s].sample(problem_seed(seed, rank, step, b)) for b, s in enumerate(which)]
+    prompts = [sources[s].prompt(p) for s, p in zip(which, problems)]
+    encoded = [encode_prompt(tokenizer, t, chat_template_kwargs)[-max_prompt_length:] for t in prompts]
+    flat = [b for b in range(num_prompts) for _ in range(group_size)]  # sample i -> group i // G
+    completions: list[tuple[list[int], bool]] = []
+    futures: list[tuple[list[int], Future]] = []
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdpg-verify") as pool:
+        for start in range(0, len(flat), generation_batch_size):
+            idx = list(range(start, min(start + generation_batch_size, len(flat))))
+            outs = generate(model, tokenizer, [encoded[flat[i]] for i in idx], gen)
+            completions.extend(outs)
+            texts = [tokenizer.decode(c, skip_special_tokens=True) for c, _ in outs]
+            futures.append((idx, pool.submit(_verify, sources, which, problems, flat, idx, texts)))
+        gen_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        verdicts: dict[int, tuple[str, VerifierResult, str]] = {}
+        for _, fut in futures:
+            verdicts.update(fut.result())
+        wait_s = time.perf_counter() - t1
+    n = len(flat)
+    return RolloutBatch(
+        prompt_ids=[encoded[flat[i]] for i in range(n)],
+        completion_ids=[completions[i][0] for i in range(n)],
+        prompts=[prompts[flat[i]] for i in range(n)],
+        completions=[verdicts[i][0] for i in range(n)],
+        rewards=torch.tensor([float(verdicts[i][1].score) for i in range(n)], dtype=torch.float32),
+        statuses=[verdicts[i][1].status for i in range(n)],
+        contexts=[verdicts[i][2] for i in range(n)],
+        answers=[problems[flat[i]].answer for i in range(n)],
+        group_index=torch.tensor(flat, dtype=torch.long),
+        sources=[sources[which[flat[i]]].name for i in range(n)],
+        clipped=torch.tensor([completions[i][1] for i in range(n)], dtype=torch.bool),
+        group_size=group_size,
+        problems=[problems[flat[i]] for i in range(n)],
+        results=[verdicts[i][1] for i in range(n)],
+        gen_seconds=gen_s,
+        verify_wait_seconds=wait_s,
+    )
+
+
+def _verify(sources, which, problems, flat, idx, texts) -> dict[int, tuple[str, VerifierResult, str]]:
+    """Score one generation chunk, source by source -> {sample index: (text, result, privileged context)}."""
+    out: dict[int, tuple[str, VerifierResult, str]] = {}
+    for s in sorted({which[flat[i]] for i in idx}):
+        mine = [(i, t) for i, t in zip(idx, texts) if which[flat[i]] == s]
+        probs = [problems[flat[i]] for i, _ in mine]
+        results = sources[s].score(probs, [t for _, t in mine])
+        if len(results) != len(mine):
+            raise RuntimeError(f"{sources[s].name}: verify_batch returned {len(results)} results for {len(mine)}")
+        for (i, t), p, r in zip(mine, probs, results):
+            out[i] = (t, r, sources[s].context(p, r))
+    return out

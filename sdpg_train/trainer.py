@@ -1,0 +1,292 @@
+"""``SDPGTrainer``: the SDPG (and GRPO) training loop, readable top to bottom.
+
+One step (:meth:`SDPGTrainer.step`): rollout → advantages → teacher view → old/ref log-probs → for each
+micro-batch: teacher forward (no grad), student forward, loss, backward → optimizer step → log. Everything
+else lives in its own module: ``rollout``, ``advantages``, ``teacher``, ``model_io`` + ``head``, ``loss``,
+``checkpoint``, ``logging``, ``distributed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from sdpg_train.advantages import group_advantages
+from sdpg_train.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint, seed_everything
+from sdpg_train.config import SDPGConfig
+from sdpg_train.distributed import all_reduce_sum, barrier, init_distributed, wrap_model
+from sdpg_train.head import sdpg_head
+from sdpg_train.logging import make_logger, progress_postfix, step_metrics, write_samples
+from sdpg_train.loss import beta_schedule, sdpg_loss
+from sdpg_train.model_io import CompletionModel, MicroBatch, load_model_and_tokenizer, plan_step, sampled_logprobs
+from sdpg_train.rollout import RolloutBatch, collect_rollouts, make_sources, pad_token_id
+from sdpg_train.teacher import build_teacher_view, ema_update_, make_teacher_and_ref
+
+
+def compute_loss(cfg: SDPGConfig, out, mb: MicroBatch, beta: float, num_tokens: float):
+    """The single loss dispatch point: per-token head outputs of one micro-batch -> (loss, stats)."""
+    if cfg.loss in ("sdpg", "grpo"):
+        old_logp = out.logp.detach() if mb.old_logp is None else mb.old_logp
+        return sdpg_loss(
+            out.logp, old_logp, mb.advantages, mb.mask, kl_teacher=out.kl_teacher,
+            ref_logp=None if cfg.full_ref_kl else mb.ref_logp, kl_ref_full=out.kl_ref, beta=beta,
+            alpha=cfg.alpha, kl_mode=cfg.kl_mode, gate_positive=cfg.gate_positive, clip_low=cfg.clip_low,
+            clip_high=cfg.clip_high, dual_clip_c=cfg.dual_clip_c, kl_clamp=cfg.kl_clamp, num_tokens=num_tokens,
+        )
+    raise ValueError(f"unknown loss {cfg.loss!r}")
+
+
+class SDPGTrainer:
+    """Train an ``AutoModelForCausalLM`` on verifier environments with SDPG (``args.loss="sdpg"``) or GRPO.
+
+    Args:
+        model: an ``AutoModelForCausalLM`` instance, or a hub id / local path (``"tiny"``: the offline tiny model);
+            None uses ``args.model_name_or_path``.
+        env: an env id, a ``ReasoningEnv`` instance, or a list of either (weights from ``args.env_weights``);
+            None uses ``args.env_ids``.
+        args: the :class:`SDPGConfig` (default config when None).
+        processing_class: the tokenizer (loaded from the model path when None).
+        reward_funcs, train_dataset: TRL-style reward functions over a dataset (not supported yet).
+    """
+
+    def __init__(self, model: Any = None, env: Any = None, args: SDPGConfig | None = None,
+                 processing_class: Any = None, reward_funcs: Any = None, train_dataset: Any = None) -> None:
+        if reward_funcs is not None or train_dataset is not None:
+            raise NotImplementedError("reward_funcs/train_dataset are not supported yet; pass env=... instead")
+        self.args = args = args or SDPGConfig()
+        self.dist = init_distributed(args.device)
+        seed_everything(args.seed)
+        lm, self.tokenizer = load_model_and_tokenizer(
+            model, processing_class, name_or_path=args.model_name_or_path, dtype=args.torch_dtype, seed=args.seed,
+            gradient_checkpointing=args.gradient_checkpointing)
+        self.policy = CompletionModel(lm).to(self.dist.device)
+        self.train_model = wrap_model(self.policy, self.dist)
+        self.teacher, self.ref = make_teacher_and_ref(self.policy, args.teacher_model_kind, args.needs_ref)
+        self.sources, self.weights = make_sources(env, args.env_ids, args.env_kwargs, args.env_weights)
+        self.optimizer, self.scheduler = make_optimizer(self.policy, args)
+        self.pad_id = pad_token_id(self.tokenizer)
+        self.output_dir = Path(args.output_dir or _default_run_dir(args, self.sources))
+        self.global_step = 0
+        seed_everything(args.seed + self.dist.rank)  # sampling differs per rank, model init did not
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The trained ``AutoModelForCausalLM``."""
+        return self.policy.lm
+
+    # ------------------------------------------------------------------ the loop
+    def train(self, resume_from_checkpoint: bool | str | Path | None = None) -> dict[str, float]:
+        """Run ``max_steps`` steps (continuing from a checkpoint when asked); returns the last step's metrics."""
+        args = self.args
+        self._maybe_resume(resume_from_checkpoint)
+        logger = make_logger(args.report_to, self.output_dir, run_name=args.run_name or self.output_dir.name,
+                             project=args.project, config=args.to_dict(), rank=self.dist.rank)
+        bar = tqdm(total=args.max_steps, initial=self.global_step, desc="sdpg train", unit="step",
+                   disable=args.disable_tqdm or not self.dist.is_main)
+        metrics: dict[str, float] = {}
+        try:
+            while self.global_step < args.max_steps:
+                metrics = self.step(self.global_step + 1)
+                self.global_step += 1
+                if self.global_step % args.logging_steps == 0 or self.global_step == args.max_steps:
+                    logger.log(metrics, self.global_step)
+                bar.update(1)
+                bar.set_postfix(progress_postfix(metrics))
+                if args.save_steps and self.global_step % args.save_steps == 0:
+                    self.save_checkpoint()
+            if args.save_final and not (self.output_dir / f"checkpoint-{self.global_step}").is_dir():
+                self.save_checkpoint()
+        finally:
+            bar.close()
+            logger.close()
+        return metrics
+
+    def step(self, step: int) -> dict[str, float]:
+        """One SDPG step: rollout, advantages, teacher view, old/ref log-probs, update(s), metrics."""
+        args, t0 = self.args, time.perf_counter()
+        beta = beta_schedule(step, args.effective_beta_base, args.beta_warmup_steps, args.beta_decay_steps,
+                             args.max_steps)
+        # 1. rollout: G completions per prompt, verified (verification overlaps generation)
+        batch = self._rollout(step)
+        # 2. group-relative advantages
+        adv, adv_stats = group_advantages(batch.rewards, args.num_generations, scale=args.advantage_scale)
+        # 3. teacher view: template(privileged context, prompt) ++ the exact completion ids
+        t1 = time.perf_counter()
+        tview = None
+        if beta > 0:
+            tview = build_teacher_view(
+                self.tokenizer, batch, sources=args.context_sources, template=args.teacher_template,
+                max_context_length=args.max_context_length, success_threshold=args.success_reward_threshold,
+                chat_template_kwargs=args.chat_template_kwargs)
+        minis = plan_step(batch, tview.prompt_ids if tview is not None else None, adv,
+                          num_mini_batches=args.num_mini_batches, max_tokens=args.max_tokens_per_micro_batch,
+                          pad_id=self.pad_id, device=self.dist.device)
+        # 4. old (and reference) log-probs once per step, through the same code path as the update; with a single
+        #    update per step the old policy IS the current one, so old = current log-prob detached (bitwise equal)
+        t2 = time.perf_counter()
+        for mb in (mb for mini in minis for mb in mini):
+            if args.num_mini_batches > 1:
+                mb.old_logp = sampled_logprobs(self.policy, mb.student, **self._head_kw).logp
+            if self.ref is not None and not args.full_ref_kl:
+                mb.ref_logp = sampled_logprobs(self.ref, mb.student, **self._head_kw).logp
+        # 5. update: per mini-batch, accumulate micro-batches, one optimizer step
+        t3 = time.perf_counter()
+        acc: Counter = Counter()
+        for mini in minis:
+            self._update(mini, beta, acc)
+        if args.teacher_model_kind == "ema" and self.teacher is not None:
+            ema_update_(self.teacher, self.policy, args.teacher_update_rate)
+        # 6. metrics
+        t4 = time.perf_counter()
+        timings = {"rollout_s": t1 - t0, "verify_wait_s": batch.verify_wait_seconds, "teacher_view_s": t2 - t1,
+                   "old_logp_s": t3 - t2, "update_s": t4 - t3, "step_s": t4 - t0}
+        metrics = step_metrics(batch, tview, adv_stats, acc, timings, beta, self.scheduler.get_last_lr()[0],
+                               self.dist.device)
+        self._log_samples(step, batch, tview)
+        return metrics
+
+    def _update(self, micro_batches: list[MicroBatch], beta: float, acc: Counter) -> None:
+        """Gradient accumulation over micro-batches, normalised by the GLOBAL completion-token count."""
+        args = self.args
+        num_tokens = all_reduce_sum(sum(mb.num_tokens for mb in micro_batches), self.dist)
+        scale = self.dist.world_size  # DDP averages gradients over ranks; the loss is a global token mean
+        for k, mb in enumerate(micro_batches):
+            sync = k == len(micro_batches) - 1
+            ctx = self.train_model.no_sync() if self.dist.enabled and not sync else contextlib.nullcontext()
+            with ctx:
+                ts = time.perf_counter()
+                with torch.no_grad():  # teacher forward: stop-gradient, never part of the graph
+                    h_teacher = self._teacher_module()(**mb.teacher.inputs()) if mb.teacher is not None else None
+                    h_ref = self.ref(**mb.student.inputs()) if args.full_ref_kl and self.ref is not None else None
+                tt = time.perf_counter()
+                h_student = self.train_model(**mb.student.inputs())  # (Ntok, H), student forward with grad
+                out = sdpg_head(
+                    h_student, self.policy.lm_head_weight, mb.student.targets, teacher_hidden=h_teacher,
+                    teacher_weight=None if h_teacher is None else self._teacher_module().lm_head_weight.detach(),
+                    ref_hidden=h_ref, ref_weight=None if h_ref is None else self.ref.lm_head_weight,
+                    lm_bias=self.policy.lm_head_bias, **self._head_kw)
+                loss, stats = compute_loss(args, out, mb, beta, num_tokens)
+                (loss * scale).backward()
+                acc["time/teacher"] += tt - ts
+                acc["time/student"] += time.perf_counter() - tt
+            _accumulate(acc, out, stats, mb, loss)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.policy.parameters(), args.max_grad_norm if args.max_grad_norm > 0 else float("inf"))
+        if torch.isfinite(grad_norm):
+            self.optimizer.step()
+        else:
+            acc["train/skipped_updates"] += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        acc["train/grad_norm"] += float(grad_norm)
+        acc["train/updates"] += 1
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def _head_kw(self) -> dict[str, Any]:
+        return {"temperature": self.args.temperature, "chunk_size": self.args.head_chunk_size}
+
+    def _teacher_module(self) -> CompletionModel:
+        return self.policy if self.teacher is None else self.teacher
+
+    def _rollout(self, step: int) -> RolloutBatch:
+        a = self.args
+        gen = {"max_completion_length": a.max_completion_length, "temperature": a.temperature, "top_p": a.top_p,
+               "top_k": a.top_k, "stop_strings": a.stop_strings}
+        return collect_rollouts(
+            self.policy.lm, self.tokenizer, self.sources, self.weights, step=step, num_prompts=a.num_prompts_per_step,
+            group_size=a.num_generations, gen=gen, generation_batch_size=a.generation_batch_size,
+            max_prompt_length=a.max_prompt_length, chat_template_kwargs=a.chat_template_kwargs, seed=a.seed,
+            rank=self.dist.rank)
+
+    def _log_samples(self, step: int, batch: RolloutBatch, tview) -> None:
+        a = self.args
+        if not (a.log_completions and self.dist.is_main and a.num_completions_to_log):
+            return
+        rows = [{"source": batch.sources[i], "prompt": batch.prompts[i], "completion": batch.completions[i],
+                 "reward": float(batch.rewards[i]), "status": batch.statuses[i],
+                 "privileged_context": tview.contexts[i] if tview is not None else batch.contexts[i]}
+                for i in range(min(a.num_completions_to_log, len(batch)))]
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        write_samples(self.output_dir / "samples.jsonl", step, rows)
+
+    def save_checkpoint(self) -> Path:
+        """Write ``output_dir/checkpoint-{global_step}`` (every rank saves its RNG; rank 0 the rest)."""
+        barrier(self.dist)
+        path = save_checkpoint(
+            self.output_dir, self.global_step, model=self.policy.lm, tokenizer=self.tokenizer,
+            optimizer=self.optimizer, scheduler=self.scheduler,
+            trainer_state={"config": self.args.to_dict(), "world_size": self.dist.world_size},
+            ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None, rank=self.dist.rank,
+            save_total_limit=self.args.save_total_limit)
+        barrier(self.dist)
+        return path
+
+    def save_model(self, output_dir: str | Path) -> None:
+        """``save_pretrained`` the model and tokenizer (rank 0)."""
+        if self.dist.is_main:
+            self.policy.lm.save_pretrained(output_dir)
+            self.tokenizer.save_pretrained(output_dir)
+
+    def _maybe_resume(self, resume: bool | str | Path | None) -> None:
+        if not resume:
+            return
+        path = last_checkpoint(self.output_dir) if resume is True else Path(resume)
+        if path is None:
+            raise FileNotFoundError(f"resume_from_checkpoint=True but {self.output_dir} has no checkpoint-N")
+        state = load_checkpoint(path, model=self.policy.lm, optimizer=self.optimizer, scheduler=self.scheduler,
+                                ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None,
+                                rank=self.dist.rank)
+        self.global_step = int(state["global_step"])
+
+
+def _accumulate(acc: Counter, out, stats: dict[str, float], mb: MicroBatch, loss: torch.Tensor) -> None:
+    """Fold one micro-batch into the step's sums: ``sum/`` add up, ``mean/`` are token-weighted, ``max/`` max."""
+    n = mb.num_tokens
+    acc["tokens"] += n
+    acc["sum/loss/total"] += float(loss.detach())
+    acc["mean/entropy"] += float(out.entropy.detach().sum())
+    if out.teacher_entropy is not None:
+        acc["mean/distill/teacher_entropy"] += float(out.teacher_entropy.sum())
+    for k, v in stats.items():
+        if k in ("tokens", "beta", "alpha"):
+            continue
+        if k.startswith("loss/"):
+            acc[f"sum/{k}"] += v
+        elif k.endswith("max"):
+            acc[f"max/{k}"] = max(acc.get(f"max/{k}", v), v)
+        else:
+            acc[f"mean/{k}"] += v * n
+
+
+def make_optimizer(policy: torch.nn.Module, args: SDPGConfig):
+    """AdamW over trainable parameters + linear warm-up, then constant / linear / cosine decay."""
+    import math
+
+    params = [p for p in policy.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                            eps=args.adam_epsilon, weight_decay=args.weight_decay)
+    total, warm = args.max_steps * args.num_mini_batches, args.warmup_steps
+
+    def factor(k: int) -> float:
+        if k < warm:
+            return (k + 1) / warm
+        frac = (k - warm) / max(total - warm, 1)
+        if args.lr_scheduler_type == "linear":
+            return max(0.0, 1.0 - frac)
+        if args.lr_scheduler_type == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+        return 1.0
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _default_run_dir(args: SDPGConfig, sources) -> str:
+    env = sources[0].name.replace("/", "-") if sources else "env"
+    return f"runs/{env}__{args.loss}__{args.seed}__{int(time.time())}"

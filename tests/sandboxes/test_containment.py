@@ -1,0 +1,166 @@
+"""Adversarial containment suite, run against every available backend (bwrap, process, docker)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import uuid
+
+import pytest
+from sandbox_helpers import REPO, SECRET, assert_no_leftovers, host_snapshot, py
+
+from sandboxes import Status
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _token() -> str:
+    return f"sdpg-escape-{uuid.uuid4().hex[:10]}"
+
+
+def _no_trace(token: str) -> None:
+    assert not [n for n in host_snapshot() if token in n], f"{token} appeared on the host"
+
+
+def _still_works(sandbox) -> None:
+    result = sandbox.run(py("print(6 * 7)"))
+    assert result.ok and result.stdout == "42\n", result
+
+
+def test_infinite_loop_times_out(sandbox):
+    result = sandbox.run(py("while True:\n    pass\n"))
+    assert result.status is Status.TIMEOUT
+    assert result.wall_s < sandbox.limits.wall_s + 2
+    assert_no_leftovers()
+
+
+def test_sleep_forever_times_out(sandbox):
+    from sandboxes import Limits
+
+    result = sandbox.run(py("import time\ntime.sleep(10**6)\n", limits=Limits(wall_s=1.0)))
+    assert result.status is Status.TIMEOUT
+    assert 0.9 < result.wall_s < 3.0
+    assert_no_leftovers()
+
+
+def test_fork_bomb_is_contained(sandbox):
+    source = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    result = sandbox.run(py(source))
+    assert result.status in (Status.TIMEOUT, Status.KILLED_BY_SIGNAL, Status.MEMORY_LIMIT)
+    assert_no_leftovers()
+    assert os.fork  # the host can still start processes:
+    _still_works(sandbox)
+
+
+def test_huge_allocation_hits_memory_limit(sandbox):
+    result = sandbox.run(py("x = bytearray(8 << 30)\nprint(len(x))\n"))
+    assert result.status is Status.MEMORY_LIMIT, result
+    assert result.stdout == ""
+    assert_no_leftovers()
+
+
+def test_huge_file_write_is_limited(sandbox):
+    token = _token()
+    source = (f"with open('{token}', 'wb') as f:\n"
+              "    for _ in range(2048):\n        f.write(b'x' * (1 << 20))\nprint('wrote 2 GB')\n")
+    result = sandbox.run(py(source))
+    assert "wrote 2 GB" not in result.stdout
+    assert result.exit_code != 0 or result.status is not Status.OK
+    assert "File too large" in result.stderr or "No space left" in result.stderr or result.signal is not None
+    _no_trace(token)
+    assert_no_leftovers()
+
+
+def test_flooding_stdout_hits_output_limit(sandbox):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    flood = "import sys\nchunk = 'y' * (1 << 20)\nfor _ in range(500):\n    sys.stdout.write(chunk)\n"
+    result = sandbox.run(py(flood))
+    assert result.status is Status.OUTPUT_LIMIT
+    assert result.stdout_truncated and len(result.stdout) == sandbox.limits.max_output_bytes
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100, f"parent memory grew by {grown_mb:.0f} MB"
+    assert_no_leftovers()
+
+
+def test_writes_outside_the_work_dir_fail(sandbox):
+    token = _token()
+    targets = [f"/tmp/{token}", f"/var/tmp/{token}", str(REPO / token), f"/{token}", f"/etc/{token}"]
+    source = ("import sys\nok = []\n"
+              f"for path in {targets!r}:\n"
+              "    try:\n        open(path, 'w').write('pwned')\n        ok.append(path)\n"
+              "    except OSError:\n        pass\n"
+              "print('WROTE', ok)\nopen('inside.txt', 'w').write('fine')\nprint(open('inside.txt').read())\n")
+    result = sandbox.run(py(source))
+    assert result.ok and result.stdout.endswith("fine\n"), result
+    if sandbox.isolated:
+        assert "WROTE []" in result.stdout  # /tmp inside the jail is private, the rest read-only
+    else:
+        assert str(REPO / token) not in result.stdout and f"/etc/{token}" not in result.stdout
+    _no_trace(token)
+    assert_no_leftovers()
+
+
+def test_network_is_unreachable(sandbox):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    source = ("import socket\nfor addr in [('127.0.0.1', %d), ('1.1.1.1', 53), ('8.8.8.8', 443)]:\n"
+              "    s = socket.socket()\n    s.settimeout(1.0)\n"
+              "    try:\n        s.connect(addr)\n        print('CONNECTED', addr)\n"
+              "    except OSError as e:\n        print('blocked', addr[0], type(e).__name__)\n" % port)
+    try:
+        result = sandbox.run(py(source))
+    finally:
+        server.close()
+    assert result.ok, result
+    if sandbox.isolated:
+        assert "CONNECTED" not in result.stdout and result.stdout.count("blocked") == 3
+    else:
+        assert result.isolated is False  # the process backend says it does not isolate the network
+    assert_no_leftovers()
+
+
+def test_parent_environment_secret_is_absent(sandbox):
+    assert os.environ.get("SDPG_TEST_SECRET") == SECRET
+    source = ("import os\nprint(sorted(os.environ))\n"
+              "print(any('%s' in open(f'/proc/{p}/environ', errors='replace').read()\n"
+              "          for p in os.listdir('/proc') if p.isdigit() and os.access(f'/proc/{p}/environ', os.R_OK)))\n"
+              % SECRET)
+    result = sandbox.run(py(source))
+    assert result.ok, result
+    assert "SDPG_TEST_SECRET" not in result.stdout and SECRET not in result.stdout
+    assert result.stdout.splitlines()[-1] == "False"
+
+
+def test_daemons_are_killed_with_the_run(sandbox):
+    source = ("import os, time\n"
+              "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(1000)\n"
+              "    os._exit(0)\n"
+              "os.wait()\nprint('parent done')\n")
+    result = sandbox.run(py(source))
+    assert result.ok and result.stdout == "parent done\n", result
+    assert result.wall_s < 3
+    assert_no_leftovers()
+
+
+def test_killing_the_parent_is_harmless(sandbox):
+    source = ("import os, signal\nfor pid in (os.getppid(), 1):\n"
+              "    try:\n        os.kill(pid, signal.SIGKILL)\n        print('killed', pid)\n"
+              "    except OSError as e:\n        print('denied', pid, e.errno)\n")
+    result = sandbox.run(py(source))
+    assert result.status in (Status.OK, Status.SANDBOX_ERROR)
+    assert_no_leftovers()
+    _still_works(sandbox)
+
+
+def test_sigterm_ignoring_children_are_killed(sandbox):
+    from sandboxes import Limits
+
+    source = ("import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+              "for _ in range(3):\n    if os.fork() == 0:\n        time.sleep(1000)\n"
+              "time.sleep(1000)\n")
+    result = sandbox.run(py(source, limits=Limits(wall_s=1.0)))
+    assert result.status is Status.TIMEOUT
+    assert_no_leftovers()
