@@ -5,8 +5,8 @@ What it isolates:
     (the Python installation is re-bound read-only); every run gets its own mount and IPC namespace with a
     fresh size-capped tmpfs on /tmp (the work dir is /tmp/work) and /dev/shm, gone when the run ends.
   * Network: a private network namespace with no interfaces up; loopback and public addresses fail.
-  * Processes: own pid, ipc and uts namespaces; programs run as an unprivileged uid (65534 minus the
-    worker slot when the caller is root) with no capabilities and ``no_new_privs``, in a new session,
+  * Processes: own pid, ipc and uts namespaces; programs run as an unprivileged uid (leased per worker
+    slot from 60000-65534 when the caller is root) with no capabilities and ``no_new_privs``, in a new session,
     with a cleared environment; every process left after the run (daemons, setsid, double forks) is
     SIGKILLed through the pid namespace; the jail dies with its parent (``--die-with-parent``).
   * Resources: rlimits for CPU, address space, file size, open files and processes; per-worker memory
@@ -29,13 +29,12 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
 
-from sandboxes import cgroups
+from sandboxes import cgroups, uids
 from sandboxes._common import CLEAN_ENV, PRELOAD, base_python, python_prefix, run_batch
 from sandboxes._forkserver import ZYGOTE_SOURCE, ForkServerPool, Worker
 from sandboxes.base import ExecutionResult, Limits, Program
 
 HIDDEN = ("/root", "/home", "/run")
-NOBODY = 65534
 
 
 class BwrapSandbox:
@@ -66,6 +65,7 @@ class BwrapSandbox:
         self.workers = workers or os.cpu_count() or 1
         self._use_cgroups = use_cgroups
         self._cgroups: dict[int, cgroups.WorkerCgroups | None] = {}
+        self._uids = uids.allocate(self.workers) if os.geteuid() == 0 else None
         self._pool = ForkServerPool(self._start, self.workers, self.name, True, self.limits, self._cleanup)
 
     def _start(self, slot: int) -> Worker:
@@ -73,7 +73,7 @@ class BwrapSandbox:
 
     def _launch(self, slot: int) -> tuple[list[str], dict[str, str]]:
         root = os.geteuid() == 0
-        uid = NOBODY - slot if root else None
+        uid = self._uids.uids[slot] if self._uids else None
         if slot not in self._cgroups:
             self._cgroups[slot] = cgroups.create(f"sdpg-bwrap-{os.getpid()}-{id(self):x}-{slot}") \
                 if self._use_cgroups else None
@@ -86,6 +86,12 @@ class BwrapSandbox:
             if os.path.isdir(path) and not os.path.islink(path):
                 argv += ["--tmpfs", path]
                 if prefix.startswith(path.rstrip("/") + "/"):
+                    parents, parent = [], os.path.dirname(prefix)
+                    while len(parent) > len(path.rstrip("/")):  # make them traversable by the dropped uid
+                        parents.insert(0, parent)
+                        parent = os.path.dirname(parent)
+                    for parent in parents:
+                        argv += ["--perms", "0755", "--dir", parent]
                     argv += ["--ro-bind", prefix, prefix]
         for directory in (cg.dirs.values() if cg else ()):
             argv += ["--bind", directory, directory]
@@ -99,10 +105,17 @@ class BwrapSandbox:
         return argv, dict(CLEAN_ENV)
 
     def _cleanup(self) -> None:
+        if self._uids is not None:
+            self._uids.release()
         for cg in self._cgroups.values():
             if cg is not None:
                 cg.remove()
         self._cgroups.clear()
+
+    @property
+    def uids(self) -> tuple[int, ...]:
+        """The unprivileged uids this sandbox's programs run as (empty when not dropping privileges)."""
+        return tuple(self._uids.uids) if self._uids is not None else ()
 
     def warm(self, n: int | None = None) -> None:
         """Start ``n`` jails now (default: all) so the first runs do not pay start-up."""

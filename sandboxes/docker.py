@@ -3,7 +3,7 @@
 What it isolates: each container has ``network_mode="none"``, a memory limit with swap equal to it
 (no swap), a pids limit, a CPU quota (one CPU by default), a read-only root file system with a
 size-capped tmpfs /tmp (the work dir lives there) and a fresh /dev/shm, ``cap_drop=ALL``,
-``no-new-privileges``, and an unprivileged uid (64000 minus the worker slot). Programs run in freshly
+``no-new-privileges``, and an unprivileged uid (leased per slot from 60000-65534, see ``uids``). Programs run in freshly
 forked children (one per run) with rlimits, a wall-clock deadline and output caps; after each run every
 process of the container other than its idle init and the server is SIGKILLed and /tmp and /dev/shm
 are wiped, so no files or processes carry over to the next run in the same container.
@@ -30,12 +30,12 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator
 
+from sandboxes import uids
 from sandboxes._common import CLEAN_ENV, PRELOAD, run_batch
 from sandboxes._forkserver import START_TIMEOUT_S, ZYGOTE_SOURCE, ForkServerPool, WorkerDied
 from sandboxes.base import ExecutionResult, Limits, Program
 from sandboxes.image import DEFAULT_TAG
 
-UID_BASE = 64000
 IDLE = "# sdpg-sandbox-idle\nimport signal\nwhile True:\n    signal.pause()\n"
 
 
@@ -136,6 +136,7 @@ class DockerSandbox:
                                f"build the image with `sdpg sandbox build-image`.") from exc
         self.python = python or labels.get("sdpg.python", "python3")
         self._containers: dict[int, object] = {}
+        self._uids = uids.allocate(self.workers)
         self._pool = ForkServerPool(self._start, self.workers, self.name, True, self.limits, self._teardown)
         self._finalizer = weakref.finalize(self, DockerSandbox._remove_all, self._containers)
         atexit.register(self._finalizer)
@@ -150,7 +151,7 @@ class DockerSandbox:
             except Exception:
                 pass
             self._remove(container)
-        lim, uid = self.limits, UID_BASE - slot
+        lim, uid = self.limits, self._uids.uids[slot]
         container = self._client.containers.run(
             self.image, ["python3" if self.python == "python3" else self.python, "-c", IDLE], detach=True,
             network_mode="none", mem_limit=f"{lim.memory_mb + 64}m", memswap_limit=f"{lim.memory_mb + 64}m",
@@ -166,7 +167,7 @@ class DockerSandbox:
         config = {"fs": "dir", "kill": "all", "kill_on_start": True, "uid": None, "gid": None,
                   "python": self.python, "env": CLEAN_ENV, "preload": self.preload, "work_root": "/tmp/sdpg-work",
                   "wipe": ["/tmp", "/dev/shm"], "cgroups": {}}
-        uid = UID_BASE - slot
+        uid = self._uids.uids[slot]
         return DockerWorker(self._client.api, container.id, self.python, config, slot, f"{uid}:{uid}")
 
     @staticmethod
@@ -184,10 +185,16 @@ class DockerSandbox:
 
     def _teardown(self) -> None:
         self._finalizer()
+        self._uids.release()
         try:
             self._client.close()
         except Exception:
             pass
+
+    @property
+    def uids(self) -> tuple[int, ...]:
+        """The unprivileged uids this sandbox's programs run as (empty when not dropping privileges)."""
+        return tuple(self._uids.uids) if self._uids is not None else ()
 
     def warm(self, n: int | None = None) -> None:
         """Start ``n`` containers now (default: all); container start is slow with the vfs driver."""

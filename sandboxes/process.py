@@ -6,7 +6,7 @@ What it does: warm fork servers (one per worker slot); each program runs in a fr
 a new session, with a cleared environment, rlimits (CPU, address space, file size, open files,
 processes), per-worker memory/pids cgroups where writable, a wall-clock deadline, output caps, and a
 fresh work dir removed after the run. When the caller is root the program runs as a dedicated
-unprivileged uid (65534 minus the worker slot) with no capabilities and ``no_new_privs``: it cannot
+unprivileged uid (leased per worker slot from 60000-65534, see ``uids``) with no capabilities and ``no_new_privs``: it cannot
 write the caller's files, and afterwards every process of that uid is SIGKILLed and the files it left
 in /tmp, /var/tmp and /dev/shm are removed. When the interpreter is not reachable by that uid (pyenv
 under a 0700 /root), a hard-linked mirror of the base CPython's stdlib is used instead.
@@ -28,14 +28,13 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 
-from sandboxes import cgroups
+from sandboxes import cgroups, uids
 from sandboxes._common import CLEAN_ENV, PRELOAD, base_python, run_batch
 from sandboxes._forkserver import ZYGOTE_SOURCE, ForkServerPool, Worker
 from sandboxes._pymirror import python_mirror, reachable_by
 from sandboxes.base import ExecutionResult, Limits, Program
 
 log = logging.getLogger(__name__)
-NOBODY = 65534
 SHARED_TMP = ["/tmp", "/var/tmp", "/dev/shm"]
 _warned = False
 
@@ -62,20 +61,21 @@ class ProcessSandbox:
         self.python = python or base_python()
         self.preload = list(preload)
         self._env = dict(CLEAN_ENV)
-        if self.drop and not reachable_by(NOBODY, self.python):
+        if self.drop and not reachable_by(uids.FIRST, self.python):
             self.python = python_mirror()
             self._env["LD_LIBRARY_PATH"] = os.path.join(os.path.dirname(os.path.dirname(self.python)), "lib")
         self._root = tempfile.mkdtemp(prefix="sdpg-process-")
         os.chmod(self._root, 0o711)
         self._use_cgroups = use_cgroups
         self._cgroups: dict[int, cgroups.WorkerCgroups | None] = {}
+        self._uids = uids.allocate(self.workers) if self.drop else None
         self._pool = ForkServerPool(self._start, self.workers, self.name, False, self.limits, self._cleanup)
 
     def _start(self, slot: int) -> Worker:
         return Worker(*self._launch(slot), slot)
 
     def _launch(self, slot: int) -> tuple[list[str], dict[str, str]]:
-        uid = NOBODY - slot if self.drop else None
+        uid = self._uids.uids[slot] if self._uids else None
         if slot not in self._cgroups:
             self._cgroups[slot] = cgroups.create(f"sdpg-process-{os.getpid()}-{id(self):x}-{slot}") \
                 if self._use_cgroups else None
@@ -86,11 +86,18 @@ class ProcessSandbox:
         return [self.python, "-c", ZYGOTE_SOURCE, json.dumps(config)], dict(self._env)
 
     def _cleanup(self) -> None:
+        if self._uids is not None:
+            self._uids.release()
         for cg in self._cgroups.values():
             if cg is not None:
                 cg.remove()
         self._cgroups.clear()
         shutil.rmtree(self._root, ignore_errors=True)
+
+    @property
+    def uids(self) -> tuple[int, ...]:
+        """The unprivileged uids this sandbox's programs run as (empty when not dropping privileges)."""
+        return tuple(self._uids.uids) if self._uids is not None else ()
 
     def warm(self, n: int | None = None) -> None:
         """Start ``n`` fork servers now (default: all)."""

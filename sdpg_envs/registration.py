@@ -31,6 +31,11 @@ BUILTIN_ENVS: list[EnvEntry] = [
     EnvEntry("sdpg/GSM8K-v0", "sdpg_envs.envs.math_env:gsm8k_env", description="GSM8K grade-school word problems"),
     EnvEntry("sdpg/MATH-v0", "sdpg_envs.envs.math_env:math_env", description="MATH test set (5,000 problems)"),
     EnvEntry("sdpg/MATH500-v0", "sdpg_envs.envs.math_env:math500_env", description="MATH-500 (PRM800K subset)"),
+    EnvEntry("sdpg/HumanEval-v0", "sdpg_envs.envs.code_env:humaneval_env",
+             description="HumanEval (164 Python functions), sandboxed unit tests"),
+    EnvEntry("sdpg/MBPP-v0", "sdpg_envs.envs.code_env:mbpp_env", description="MBPP test split, sandboxed unit tests"),
+    EnvEntry("sdpg/PyFunc-v0", "sdpg_envs.envs.code_env:pyfunc_env",
+             description="procedural 'write def f(x)' tasks, offline; knobs level, num_examples, num_tests"),
 ]
 """Built-in ids registered by ``import sdpg_envs``. Other env modules append their entries here."""
 

@@ -15,6 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("sdpg_train.commands.doctor", "report Python, torch, CUDA, sandbox backends and Docker status"),
     "verify": ("sdpg_train.commands.verify", "batch-verify a JSONL file of math answers or programs"),
+    "sandbox": ("sdpg_train.commands.sandbox", "sandbox utilities: `sdpg sandbox build-image [--tag]`"),
     "train": ("sdpg_train.commands.train", "train a causal LM with SDPG (or GRPO) on verifier environments"),
     "eval": ("sdpg_train.commands.eval", "evaluate a model on an env: pass@k, accuracy, compile-error rate"),
     "compare": ("sdpg_train.commands.compare", "compare evals or runs side by side (absolute and relative change)"),

@@ -23,6 +23,7 @@ from typing import Any
 from sdpg_train.report import CODE_STATUSES, RESULTS_FILE, fmt_pct, read_results
 
 METRICS_FILE = "metrics.jsonl"
+ELAPSED_KEY = "time/elapsed_s"
 PASS_STATUSES = ("passed", "correct")
 _STATUS_KEY = re.compile(r"^(?:status|statuses|status_counts|verifier/status|rollout/status)/(.+)$")
 _ROW_ORDER = ("pass_rate", "accuracy", "reward", "compile_error_rate")
@@ -44,7 +45,11 @@ class Entry:
 
 
 def read_metrics_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a training ``metrics.jsonl`` (torn or non-object lines skipped), each with derived rates added."""
+    """Rows of a training ``metrics.jsonl`` (torn or non-object lines skipped) with derived keys added.
+
+    Derived: ``pass_rate`` / ``compile_error_rate`` from per-status counts, and ``time/elapsed_s`` as the running
+    sum of ``perf/step_s`` when the run did not log elapsed time itself.
+    """
     rows = []
     with Path(path).open(encoding="utf-8", errors="replace") as fh:
         for line in fh:
@@ -54,6 +59,12 @@ def read_metrics_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 continue
             if isinstance(row, dict):
                 rows.append(with_status_rates(row))
+    if not any(ELAPSED_KEY in r for r in rows):
+        elapsed = 0.0
+        for r in rows:
+            if _is_num(r.get("perf/step_s")):
+                elapsed += float(r["perf/step_s"])
+                r[ELAPSED_KEY] = elapsed
     return rows
 
 
@@ -164,8 +175,9 @@ def relative_change(old: float | None, new: float | None) -> float | None:
 
 
 def _signed(x: float, digits: int = 1, suffix: str = "") -> str:
-    sign = "+" if x > 0 else MINUS if x < 0 else "±"
-    return f"{sign}{abs(x):.{digits}f}{suffix}"
+    if x == 0:
+        return f"0{suffix}"
+    return f"{'+' if x > 0 else MINUS}{abs(x):.{digits}f}{suffix}"
 
 
 def _value(key: str, v: float | None) -> str:
@@ -218,10 +230,20 @@ def _row_keys(entries: Sequence[Entry]) -> list[str]:
     return first + passk + sorted(rest, key=lambda k: (k.startswith("status/"), k))
 
 
+def _fill_missing_statuses(entries: Sequence[Entry]) -> list[Entry]:
+    """A status an evaluation never produced has share 0 there (not "n/a")."""
+    statuses = {k for e in entries for k in e.metrics if k.startswith("status/")}
+    return [
+        Entry(e.label, e.kind, {**{k: 0.0 for k in statuses}, **e.metrics}, e.path) if e.kind == "eval" else e
+        for e in entries
+    ]
+
+
 def compare_markdown(entries: Sequence[Entry], keys: Iterable[str] | None = None) -> str:
     """A markdown table (one column per entry, one change column per non-baseline entry) plus headline lines."""
     if len(entries) < 2:
         raise ValueError("compare needs at least two evaluations or runs")
+    entries = _fill_missing_statuses(entries)
     base, others = entries[0], entries[1:]
     keys = list(keys) if keys is not None else _row_keys(entries)
     header = ["metric"] + [e.label for e in entries] + [f"{e.label} vs {base.label}" for e in others]

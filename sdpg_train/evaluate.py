@@ -375,7 +375,7 @@ def _evaluate(model, tokenizer, env, config: EvalConfig, output_dir, overwrite: 
     finally:
         model.train(was_training)
     records.sort(key=_order)
-    metrics = compute_metrics(records, config.ks, code_task=_is_code_env(env, records))
+    metrics = compute_metrics(records, config.ks, code_task=_is_code_env(env))
     meta["timing"] = {**timing, "wall_s": time.perf_counter() - t0, "resumed_samples": resumed}
     report = EvalReport(config=asdict(config), metrics=metrics, records=records, meta=meta)
     if out is not None:
@@ -383,10 +383,14 @@ def _evaluate(model, tokenizer, env, config: EvalConfig, output_dir, overwrite: 
     return report
 
 
-def _is_code_env(env: Any, records: Sequence[SampleRecord]) -> bool | None:
-    """Whether compile errors apply: the env says so (``task_kind``/``is_code``) or statuses imply it."""
+def _is_code_env(env: Any) -> bool | None:
+    """Whether compile errors apply: the env says so (``task_kind``), or its class does; None if unknown."""
     kind = getattr(env, "task_kind", None)
     if isinstance(kind, str):
         return kind == "code"
-    flag = getattr(env, "is_code", None)
-    return flag if isinstance(flag, bool) else None
+    try:
+        from sdpg_envs.envs.code_env import CodeEnv
+        from sdpg_envs.envs.math_env import MathEnv
+    except ImportError:
+        return None
+    return True if isinstance(env, CodeEnv) else False if isinstance(env, MathEnv) else None

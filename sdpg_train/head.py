@@ -54,9 +54,38 @@ def _acc_dtype(t: Tensor) -> torch.dtype:
     return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
-def _logits(h: Tensor, w: Tensor, bias: Tensor | None, temp: float, out: Tensor | None) -> Tensor:
-    """(c, H) @ (V, H)^T [+ b], divided by the temperature, written into ``out`` (c, V) when given."""
-    z = torch.mm(h, w.t(), out=out)  # (c, V)
+_OUT_DTYPE_MM: dict[torch.device, bool] = {}
+
+
+def _native_low_precision(t: Tensor, acc: torch.dtype) -> bool:
+    """True for bf16/fp16 CUDA tensors when ``torch.mm(..., out_dtype=float32)`` works on that device."""
+    if not (t.is_cuda and acc == torch.float32 and t.dtype in (torch.bfloat16, torch.float16)):
+        return False
+    if t.device not in _OUT_DTYPE_MM:
+        try:
+            probe = torch.ones(2, 2, dtype=t.dtype, device=t.device)
+            _OUT_DTYPE_MM[t.device] = torch.mm(probe, probe, out_dtype=torch.float32).dtype == torch.float32
+        except (RuntimeError, TypeError):
+            _OUT_DTYPE_MM[t.device] = False
+    return _OUT_DTYPE_MM[t.device]
+
+
+def _operand(t: Tensor, acc: torch.dtype) -> Tensor:
+    """A GEMM operand: bf16/fp16 on CUDA stays as is (tensor cores, fp32 accumulation and fp32 result through
+    ``out_dtype``); anything else is upcast to ``acc`` (a no-op for fp32 inputs)."""
+    return t if _native_low_precision(t, acc) else t.to(acc)
+
+
+def _mm(a: Tensor, b: Tensor, acc: torch.dtype, out: Tensor | None = None) -> Tensor:
+    """a @ b with an ``acc`` result; ``out`` is used when the operands are already ``acc``."""
+    if a.dtype == acc:
+        return torch.mm(a, b, out=out)
+    return torch.mm(a, b, out_dtype=acc)
+
+
+def _logits(h: Tensor, w: Tensor, bias: Tensor | None, temp: float, out: Tensor) -> Tensor:
+    """(c, H) @ (V, H)^T [+ b], divided by the temperature, in ``out``'s dtype (written into ``out`` if it can)."""
+    z = _mm(h, w.t(), out.dtype, out=out)  # (c, V)
     if bias is not None:
         z.add_(bias)
     if temp != 1.0:
@@ -64,11 +93,11 @@ def _logits(h: Tensor, w: Tensor, bias: Tensor | None, temp: float, out: Tensor 
     return z
 
 
-def _buffer(bufs: dict[str, Tensor], name: str, rows: int, like: Tensor, cols: int) -> Tensor:
-    """A reusable (rows, cols) work buffer, so chunks do not page-fault fresh memory each time."""
+def _buffer(bufs: dict[str, Tensor], name: str, rows: int, cols: int, like: Tensor, dtype: torch.dtype) -> Tensor:
+    """A reusable (rows, cols) work buffer, so chunks do not page-fault fresh memory each time (CPU)."""
     buf = bufs.get(name)
     if buf is None or buf.shape[0] < rows:
-        buf = bufs[name] = torch.empty(rows, cols, dtype=like.dtype, device=like.device)
+        buf = bufs[name] = torch.empty(rows, cols, dtype=dtype, device=like.device)
     return buf[:rows]
 
 
@@ -99,33 +128,34 @@ class _SDPGHeadFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, w, bias, targets, th, tw, rh, rw, temperature, chunk_size):  # noqa: D102
         n, v, acc = h.shape[0], w.shape[0], _acc_dtype(h)
-        wf, bf = w.to(acc), None if bias is None else bias.to(acc)
-        views = [(hid, wt.to(acc)) if hid is not None else None for hid, wt in ((th, tw), (rh, rw))]
+        wf, bf = _operand(w, acc), None if bias is None else bias.to(acc)
+        views = [(hid, _operand(wt, acc)) if hid is not None else None for hid, wt in ((th, tw), (rh, rw))]
+        bufs: dict[str, Tensor] = {}
+        buf = lambda name, c: _buffer(bufs, name, c, v, h, acc)  # noqa: E731
         new = lambda *shape: torch.empty(n, *shape, dtype=acc, device=h.device)  # noqa: E731
         logp, ent, stats = new(), new(), new(2)  # stats: per-row (max, log-sum) of the student logits
         kls = [new() if view is not None else None for view in views]
         o_stats = [new(2) if view is not None else None for view in views]
         t_logp, t_ent = (new(), new()) if th is not None else (None, None)
-        bufs: dict[str, Tensor] = {}
         for s in range(0, n, chunk_size):
             e, y = min(s + chunk_size, n), targets[s : s + chunk_size].unsqueeze(1)  # y: (c, 1)
             c = e - s
-            z = _logits(h[s:e].to(acc), wf, bf, temperature, _buffer(bufs, "z", c, wf, v))  # (c, V)
-            p = _buffer(bufs, "p", c, wf, v)  # (c, V)
+            z = _logits(_operand(h[s:e], acc), wf, bf, temperature, buf("z", c))  # (c, V)
+            p = buf("p", c)  # (c, V)
             stats[s:e] = torch.stack(_log_softmax_(z, p), 1)  # z <- log p, p <- softmax
             logp[s:e] = z.gather(1, y).squeeze(1)
-            ent[s:e] = -torch.mul(p, z, out=_buffer(bufs, "q", c, wf, v)).sum(1)
+            ent[s:e] = -torch.mul(p, z, out=buf("q", c)).sum(1)
             for i, view in enumerate(views):
                 if view is None:
                     continue
-                zo = _logits(view[0][s:e].to(acc), view[1], bf, temperature, _buffer(bufs, "zo", c, wf, v))
-                q = _buffer(bufs, "q", c, wf, v)  # (c, V)
+                zo = _logits(_operand(view[0][s:e], acc), view[1], bf, temperature, buf("zo", c))  # (c, V)
+                q = buf("q", c)  # (c, V)
                 o_stats[i][s:e] = torch.stack(_log_softmax_(zo, q), 1)  # zo <- log q, q <- softmax
                 if i == 0:  # teacher: sampled-token log-prob and entropy (metrics, RLSD/OPSD)
                     t_logp[s:e] = zo.gather(1, y).squeeze(1)
                     t_ent[s:e] = -q.mul_(zo).sum(1)
                 kls[i][s:e] = torch.sub(z, zo, out=zo).mul_(p).sum(1)  # sum_a p (log p - log q)
-        del bufs
+        bufs.clear()  # free the work buffers before autograd holds on to the frame
         ctx.save_for_backward(h, w, bias, targets, th, tw, rh, rw, stats, ent, *o_stats, *kls)
         ctx.temperature, ctx.chunk_size = temperature, chunk_size
         ctx.set_materialize_grads(False)
@@ -141,7 +171,7 @@ class _SDPGHeadFn(torch.autograd.Function):
         row = lambda g: None if g is None else g.to(acc) / temp  # noqa: E731  (temperature folded in)
         gl, ge = row(g_logp), row(g_ent)
         views = [  # (hidden, weight, row grad, stats, kl) for the views whose KL received a gradient
-            (hid, wt.to(acc), row(g), st, kl)
+            (hid, _operand(wt, acc), row(g), st, kl)
             for hid, wt, g, st, kl in ((th, tw, g_klt, st_t, kl_t), (rh, rw, g_klr, st_r, kl_r))
             if hid is not None and g is not None
         ]
@@ -152,20 +182,21 @@ class _SDPGHeadFn(torch.autograd.Function):
         for term, scale in ((gl, 1.0), (ge, ent), *((g, kl) for _, _, g, _, kl in views)):
             if term is not None:
                 k.sub_(term * scale)
-        wf, bf = w.to(acc), None if bias is None else bias.to(acc)
+        wf, bf = _operand(w, acc), None if bias is None else bias.to(acc)
+        bufs: dict[str, Tensor] = {}
+        buf = lambda name, c: _buffer(bufs, name, c, v, h, acc)  # noqa: E731
         dh = torch.empty(n, h.shape[1], dtype=acc, device=h.device) if need_h else None
         dw = torch.zeros(v, h.shape[1], dtype=acc, device=h.device) if need_w else None
         db = torch.zeros(v, dtype=acc, device=h.device) if need_b else None
-        bufs: dict[str, Tensor] = {}
         for s in range(0, n, ctx.chunk_size):
             e = min(s + ctx.chunk_size, n)
-            hc = h[s:e].to(acc)
-            z = _logits(hc, wf, bf, temp, _buffer(bufs, "z", e - s, wf, v))  # (c, V)
+            hc = _operand(h[s:e], acc)
+            z = _logits(hc, wf, bf, temp, buf("z", e - s))  # (c, V)
             _shift_(z, stats[s:e, 0], stats[s:e, 1])  # log p
-            p = torch.exp(z, out=_buffer(bufs, "p", e - s, wf, v))  # (c, V)
+            p = torch.exp(z, out=buf("p", e - s))  # (c, V)
             dz = None  # (c, V) accumulator; differences log p - log o are taken before scaling (accuracy)
             for i, (hid, wt, g, st, _) in enumerate(views):
-                zo = _logits(hid[s:e].to(acc), wt, bf, temp, _buffer(bufs, f"o{i}", e - s, wf, v))  # (c, V)
+                zo = _logits(_operand(hid[s:e], acc), wt, bf, temp, buf(f"o{i}", e - s))  # (c, V)
                 _shift_(zo, st[s:e, 0], st[s:e, 1])  # log o
                 torch.sub(z, zo, out=zo)  # log p - log o
                 dz = zo.mul_(g[s:e, None]) if dz is None else dz.addcmul_(zo, g[s:e, None])
@@ -175,10 +206,14 @@ class _SDPGHeadFn(torch.autograd.Function):
             dz.add_(k[s:e, None]).mul_(p)
             if gl is not None:
                 dz.scatter_add_(1, targets[s:e, None], gl[s:e, None])  # + gl * onehot(y)
-            if dh is not None:
-                torch.mm(dz, wf, out=dh[s:e])  # (c, H)
-            if dw is not None:
-                dw.addmm_(dz.t(), hc)  # (V, H)
+            if dh is not None or dw is not None:
+                dzg = dz.to(wf.dtype)  # no-op, except bf16/fp16 on CUDA: low-precision GEMM inputs as autograd's
+                if dh is not None:
+                    dh[s:e] = _mm(dzg, wf, acc, out=dh[s:e])  # (c, H)
+                if dw is not None and dzg.dtype == acc:
+                    dw.addmm_(dzg.t(), hc)  # (V, H)
+                elif dw is not None:
+                    dw.add_(_mm(dzg.t(), hc, acc))  # (V, H) fp32 result, accumulated in fp32
             if db is not None:
                 db.add_(dz.sum(0))
         dh = None if dh is None else dh.to(h.dtype)

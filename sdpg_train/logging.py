@@ -182,6 +182,7 @@ def step_metrics(batch: Any, tview: Any, adv_stats: Mapping[str, float], acc: Ma
         m["distill/context_truncated_frac"] = sum(tview.truncated) / len(tview.truncated)
     m.update({"train/grad_norm": acc.get("train/grad_norm", 0.0) / updates, "train/learning_rate": lr,
               "train/skipped_updates": float(acc.get("train/skipped_updates", 0)),
+              "train/micro_batches": float(acc.get("train/micro_batches", 0)),
               "train/num_tokens": float(acc.get("tokens", 0))})
     m.update({f"perf/{k}": float(v) for k, v in timings.items()})
     m["perf/teacher_forward_s"] = acc.get("time/teacher", 0.0)

@@ -20,12 +20,13 @@ PANELS: dict[str, tuple[str, ...]] = {
     "reward": ("reward", "reward/mean", "rewards/mean"),
     "pass rate": ("pass_rate", "reward/pass_rate"),
     "compile-error rate": ("compile_error_rate",),
-    "KL(student ‖ teacher)": ("loss/distill_kl", "distill/kl", "kl"),
+    "KL(student ‖ teacher)": ("distill/kl", "loss/distill_kl", "kl"),
     "entropy": ("entropy", "policy/entropy", "completions/entropy"),
 }
 """Panel title -> metric keys tried in order (the first one a run logged is used)."""
 STEP_KEYS = ("step", "global_step")
 TIME_KEYS = ("time/elapsed_s", "elapsed_s", "time/elapsed")
+"""Wall-time keys; ``read_metrics_jsonl`` derives ``time/elapsed_s`` from ``perf/step_s`` when none is logged."""
 
 
 def load_run(path: str | Path) -> tuple[str, list[dict[str, Any]]]:

@@ -73,6 +73,7 @@ class SDPGTrainer:
         self.pad_id = pad_token_id(self.tokenizer)
         self.output_dir = Path(args.output_dir or _default_run_dir(args, self.sources))
         self.global_step = 0
+        self._saved_step = -1
         seed_everything(args.seed + self.dist.rank)  # sampling differs per rank, model init did not
 
     @property
@@ -100,7 +101,7 @@ class SDPGTrainer:
                 bar.set_postfix(progress_postfix(metrics))
                 if args.save_steps and self.global_step % args.save_steps == 0:
                     self.save_checkpoint()
-            if args.save_final and not (self.output_dir / f"checkpoint-{self.global_step}").is_dir():
+            if args.save_final and self._saved_step != self.global_step:
                 self.save_checkpoint()
         finally:
             bar.close()
@@ -176,14 +177,15 @@ class SDPGTrainer:
                 acc["time/teacher"] += tt - ts
                 acc["time/student"] += time.perf_counter() - tt
             _accumulate(acc, out, stats, mb, loss)
+            acc["train/micro_batches"] += 1
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.policy.parameters(), args.max_grad_norm if args.max_grad_norm > 0 else float("inf"))
         if torch.isfinite(grad_norm):
             self.optimizer.step()
-        else:
+            self.scheduler.step()
+        else:  # skip the update (and its learning-rate tick) on inf/NaN gradients
             acc["train/skipped_updates"] += 1
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
         acc["train/grad_norm"] += float(grad_norm)
         acc["train/updates"] += 1
 
@@ -218,15 +220,19 @@ class SDPGTrainer:
 
     def save_checkpoint(self) -> Path:
         """Write ``output_dir/checkpoint-{global_step}`` (every rank saves its RNG; rank 0 the rest)."""
+        kwargs = dict(model=self.policy.lm, tokenizer=self.tokenizer, optimizer=self.optimizer,
+                      scheduler=self.scheduler, save_total_limit=self.args.save_total_limit,
+                      trainer_state={"config": self.args.to_dict(), "world_size": self.dist.world_size},
+                      ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None)
         barrier(self.dist)
-        path = save_checkpoint(
-            self.output_dir, self.global_step, model=self.policy.lm, tokenizer=self.tokenizer,
-            optimizer=self.optimizer, scheduler=self.scheduler,
-            trainer_state={"config": self.args.to_dict(), "world_size": self.dist.world_size},
-            ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None, rank=self.dist.rank,
-            save_total_limit=self.args.save_total_limit)
+        if self.dist.is_main:  # rank 0 writes and renames the folder first, then the others add their RNG
+            save_checkpoint(self.output_dir, self.global_step, rank=0, **kwargs)
         barrier(self.dist)
-        return path
+        if not self.dist.is_main:
+            save_checkpoint(self.output_dir, self.global_step, rank=self.dist.rank, **kwargs)
+        barrier(self.dist)
+        self._saved_step = self.global_step
+        return self.output_dir / f"checkpoint-{self.global_step}"
 
     def save_model(self, output_dir: str | Path) -> None:
         """``save_pretrained`` the model and tokenizer (rank 0)."""

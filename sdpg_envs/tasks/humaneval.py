@@ -1,7 +1,8 @@
 """HumanEval (164 hand-written Python problems) -> :class:`~sdpg_envs.types.Problem`.
 
-Each problem keeps the original prompt (signature + docstring) as ``prompt`` and ``metadata["preamble"]``
-(so a completion that only writes the function still has the prompt's imports and helpers), the full
+Each problem shows the original prompt (signature + docstring) in a code block as ``prompt``, and keeps it as
+``metadata["preamble"]`` (so a completion that only writes the function still has the prompt's imports and
+helpers), the full
 reference program (prompt + canonical solution) as ``solution``, and as ``metadata["tests"]`` the prompt
 followed by the original ``check`` function: the tests then use the prompt's own helpers (e.g. ``poly`` in
 HumanEval/32), never a redefinition by the candidate. ``check(<entry_point>)`` is called by the harness.
@@ -31,7 +32,7 @@ def humaneval_problem(record: dict) -> Problem:
     prompt = record["prompt"]
     return Problem(
         id=str(record["task_id"]),
-        prompt=prompt,
+        prompt=f"Complete the following Python function:\n```python\n{prompt}```",
         solution=prompt + record["canonical_solution"],
         metadata={"language": "python", "tests": prompt + "\n" + record["test"], "entry_point": record["entry_point"],
                   "preamble": prompt, "timeout_s": 10.0},

@@ -11,17 +11,16 @@ from sandboxes import Program, python_program
 SECRET = "sdpg-test-secret-7f3a"
 REPO = Path(__file__).resolve().parents[2]
 SERVER_MARKERS = (b"sdpg-sandbox-server", b"sdpg-sandbox-idle")
-SANDBOX_UIDS = set(range(65534 - 8, 65535)) | set(range(64000 - 8, 64001))
 
 
-def leftover_processes() -> list[str]:
-    """Host processes owned by a sandbox uid that are not a fork server or a container's idle init."""
+def leftover_processes(uids: set[int]) -> list[str]:
+    """Host processes owned by one of ``uids`` that are not a fork server or a container's idle init."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            if os.stat(f"/proc/{entry}").st_uid not in SANDBOX_UIDS:
+            if os.stat(f"/proc/{entry}").st_uid not in uids:
                 continue
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -32,9 +31,12 @@ def leftover_processes() -> list[str]:
     return found
 
 
-def assert_no_leftovers(timeout_s: float = 3.0) -> None:
+def assert_no_leftovers(sandbox, timeout_s: float = 3.0) -> None:
+    """No process of the sandbox's uids is alive except its servers (process table check)."""
+    uids = set(sandbox.uids)
+    assert uids, "the test needs a sandbox that drops privileges (run as root)"
     deadline = time.monotonic() + timeout_s
-    while (left := leftover_processes()) and time.monotonic() < deadline:
+    while (left := leftover_processes(uids)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not left, f"processes left behind: {left}"
 

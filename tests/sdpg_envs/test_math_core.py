@@ -35,9 +35,9 @@ def test_extraction(text: str, answer: str, method: str) -> None:
 
 
 def test_extraction_without_fallback_finds_nothing() -> None:
-    found = extract_answer("We get 3 apples and then 4 more, 7 in total", MathOptions(allow_last_number_fallback=False))
-    assert found.answer is None
-    assert verify_math("7", "We get 3 apples and 4 more, 7 in total", MathOptions(allow_last_number_fallback=False)).status == "unparsable"
+    strict = MathOptions(allow_last_number_fallback=False)
+    assert extract_answer("We get 3 apples and then 4 more, 7 in total", strict).answer is None
+    assert verify_math("7", "We get 3 apples and 4 more, 7 in total", strict).status == "unparsable"
 
 
 def test_hedged_answers_are_rejected() -> None:
@@ -100,6 +100,12 @@ ANCHORS_ACCEPT = [
     ("\\emptyset", "\\varnothing"),
     ("3.14", "\\pi"),  # decimal gold: tolerance from its 2 decimal places
     ("0.5", "\\frac{1}{2}"),
+    ("\\frac{1}{12}", "0.0833333333333333"),  # >= 12 significant digits: the float of the exact value
+    ("p=5,q=2;p=7,q=2", "(5,2),(7,2)"),
+    (
+        "\\begin{pmatrix}6 & 8 \\\\ 10 & 12\\end{pmatrix}",
+        "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}+\\begin{pmatrix}5&6\\\\7&8\\end{pmatrix}",
+    ),
 ]
 ANCHORS_REJECT = [
     ("\\frac{1}{2004!}", "\\frac{1}{2006!}"),  # Math-Verify accepts this
@@ -142,7 +148,8 @@ def test_reason_hides_gold_unless_allowed() -> None:
 
 def test_structured_fields() -> None:
     v = verify_math("\\dfrac{1}{2}", "so \\boxed{\\frac{2}{4}}")
-    assert (v.gold_normalized, v.prediction_normalized, v.extracted) == ("\\frac{1}{2}", "\\frac{2}{4}", "\\frac{2}{4}")
+    fields = (v.gold_normalized, v.prediction_normalized, v.extracted)
+    assert fields == ("\\frac{1}{2}", "\\frac{2}{4}", "\\frac{2}{4}")
     with pytest.raises(AttributeError):
         v.score = 0.0  # frozen
 

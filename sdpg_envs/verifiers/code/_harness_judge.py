@@ -18,12 +18,14 @@ import traceback
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)  # only to load the runner, before any candidate code runs
 from _sdpg_runner import (  # noqa: E402
+    BUILTIN,
     HANDLE,
     ITER,
     MAX_DEPTH,
     SCALARS,
     SOLUTION,
     Fatal,
+    is_builtin,
     recv,
     runner_main,
     send,
@@ -161,6 +163,8 @@ class Rpc:
             return {self.enc(k, depth + 1): self.enc(x, depth + 1) for k, x in v.items()}
         if t is Handle:
             return (HANDLE, object.__getattribute__(v, "_id"))
+        if is_builtin(v):
+            return (BUILTIN, v.__name__)
         if hasattr(t, "__next__"):
             return (ITER, [self.enc(x, depth + 1) for x in v])
         raise TypeError(f"cannot pass a {t.__name__} object to the program")
@@ -175,6 +179,11 @@ class Rpc:
             return Handle(self, v[1], str(v[2])[:60], str(v[3])[:120])
         if t is tuple and len(v) == 2 and type(v[0]) is bytes and v[0] == ITER and type(v[1]) is list:
             return iter(self.dec(v[1], depth + 1))
+        if t is tuple and len(v) == 2 and type(v[0]) is bytes and v[0] == BUILTIN and type(v[1]) is str:
+            value = getattr(builtins, v[1], None)
+            if isinstance(value, type):  # only builtin types come back as themselves, never functions
+                return value
+            raise ValueError(f"the program sent an unsupported builtin {v[1][:40]!r}")
         if t in (list, tuple, set, frozenset):
             return t(self.dec(x, depth + 1) for x in v)
         if t is dict:

@@ -26,7 +26,7 @@ import time
 import traceback
 
 SOLUTION = "solution.py"
-HANDLE, ITER = b"\x00sdpg:handle", b"\x00sdpg:iter"
+HANDLE, ITER, BUILTIN = b"\x00sdpg:handle", b"\x00sdpg:iter", b"\x00sdpg:builtin"
 SCALARS = (type(None), bool, int, float, complex, str, bytes)
 MAX_MSG, MAX_DEPTH = 64 << 20, 200
 
@@ -102,6 +102,8 @@ class Runner:
         for base in (tuple, list, dict, set, frozenset):  # namedtuple, OrderedDict, Counter, defaultdict ...
             if isinstance(v, base):
                 return self.enc(base(v), depth)
+        if is_builtin(v):
+            return (BUILTIN, v.__name__)
         if hasattr(t, "__next__") and hasattr(t, "__iter__"):
             return (ITER, [self.enc(x, depth + 1) for x, _ in zip(v, range(100_000))])
         return self.ref(v)
@@ -112,6 +114,8 @@ class Runner:
             return self.handles[v[1]]
         if t is tuple and len(v) == 2 and type(v[0]) is bytes and v[0] == ITER:
             return iter([self.dec(x) for x in v[1]])
+        if t is tuple and len(v) == 2 and type(v[0]) is bytes and v[0] == BUILTIN:
+            return getattr(__import__("builtins"), v[1])
         if t in (list, tuple, set, frozenset):
             return t(self.dec(x) for x in v)
         if t is dict:
@@ -148,6 +152,15 @@ class Runner:
         result = obj(*args, **kwargs)
         mutated = [self.enc(args[i]) if type(args[i]) in (list, dict, set) else None for i in request[4]]
         return ("ok", self.enc(result), mutated)
+
+
+def is_builtin(value):
+    """A builtin type or function, passed by name (e.g. ``remove_datatype(xs, int)``)."""
+    name = getattr(value, "__name__", None)
+    try:
+        return isinstance(name, str) and getattr(__import__("builtins"), name, None) is value
+    except Exception:  # noqa: BLE001 - hostile __getattr__/__eq__
+        return False
 
 
 def format_candidate_error(exc, source_lines):

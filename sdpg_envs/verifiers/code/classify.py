@@ -3,7 +3,7 @@
 ``details`` is JSON-friendly: ``language``, ``tests_passed``, ``tests_failed``, ``tests`` (failing tests: status,
 ``source`` or ``input``, ``call``, ``expected``, ``actual``, ``error``, ``trace``), ``compile`` (``ok``, ``trace``,
 ``line``, ``message``), ``runtime`` (an error outside any test: at import, a crash, a timeout), and ``sandbox``
-(backend, isolation, exit code, wall time; the only place timings appear).
+(backend, isolation, exit code). No timings anywhere, so the same program gives the same details.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _test_status(entry: dict[str, Any]) -> str:
 
 def sandbox_details(result: ExecutionResult) -> dict[str, Any]:
     return {"status": result.status.value, "exit_code": result.exit_code, "backend": result.backend,
-            "isolated": result.isolated, "wall_s": round(result.wall_s, 4), "error": result.error}
+            "isolated": result.isolated, "error": result.error}
 
 
 def _classify_tests(tests: dict[str, Any], details: dict[str, Any]) -> str:

@@ -104,7 +104,8 @@ def feedback_text(status: str, details: dict[str, Any], *, max_chars: int = DEFA
     language = details.get("language", "python")
     compiled = details.get("compile") or {}
     if status == "passed":
-        text = f"All tests passed ({details.get('tests_passed', 0)} checks)."
+        n = int(details.get("tests_passed", 0))
+        text = f"All tests passed ({n} check{'' if n == 1 else 's'})."
     elif status == "compile_error":
         if compiled.get("no_code"):
             text = f"No program found in the completion: {compiled.get('message', '')}"

@@ -31,6 +31,10 @@ class Scalar(Protocol):
         """``a == c * b`` for a constant c: any non-zero c (mode "any"), c > 0 ("positive"), c = +-1 ("unit")."""
         ...
 
+    def same_set(self, a: Node, b: Node) -> bool:
+        """Both sides (inequalities in one variable, intervals, unions) describe the same set of reals."""
+        ...
+
 
 class FractionScalar:
     """Exact rational comparison in the caller's process; anything else raises :class:`NeedSympy`."""
@@ -46,6 +50,9 @@ class FractionScalar:
         return abs(g - p) <= tol if tol is not None else g == p
 
     def proportional(self, a: Node, b: Node, mode: str) -> bool:
+        raise NeedSympy
+
+    def same_set(self, a: Node, b: Node) -> bool:
         raise NeedSympy
 
 
@@ -193,7 +200,8 @@ def _sequence_eq(g: Node, p: Node, options: MathOptions, scalar: Scalar) -> bool
         return False
     if g[0] == "matrix" and p[0] == "matrix" and len(g[1]) != len(p[1]):
         return False
-    return all(_eq(canon(a), canon(b), options, scalar) for a, b in zip(sg[1], sp_[1]))
+    strip = strip_assignment if options.strip_variable_assignment else (lambda n: n)
+    return all(_eq(strip(canon(a)), strip(canon(b)), options, scalar) for a, b in zip(sg[1], sp_[1]))
 
 
 def _as_intervals(node: Node, options: MathOptions) -> list[Node] | None:
@@ -216,19 +224,21 @@ def _as_intervals(node: Node, options: MathOptions) -> list[Node] | None:
 
 def _relation_interval(node: Node) -> list[Node] | None:
     ops, parts = node[1], node[2]
-    if ops == ("in",) and is_label(parts[0]):
+    if ops == ("in",) and parts[0][0] == "sym":
         inner = parts[1]
         return [inner] if inner[0] == "interval" else _as_intervals(inner, MathOptions())
     oo, noo = ("const", "oo"), ("neg", ("const", "oo"))
     if len(ops) == 1 and ops[0] in _INEQ:
         direction, closed = _INEQ[ops[0]]
         lhs, rhs = parts
-        if is_label(lhs):
-            return [("interval", False, noo, rhs, closed)] if direction == "<" else [("interval", closed, rhs, oo, False)]
-        if is_label(rhs):
-            return [("interval", closed, lhs, oo, False)] if direction == "<" else [("interval", False, noo, lhs, closed)]
+        if lhs[0] == "sym":
+            below, above = ("interval", False, noo, rhs, closed), ("interval", closed, rhs, oo, False)
+            return [below] if direction == "<" else [above]
+        if rhs[0] == "sym":
+            above, below = ("interval", closed, lhs, oo, False), ("interval", False, noo, lhs, closed)
+            return [above] if direction == "<" else [below]
         return None
-    if len(ops) == 2 and all(o in _INEQ for o in ops) and is_label(parts[1]):
+    if len(ops) == 2 and all(o in _INEQ for o in ops) and parts[1][0] == "sym":
         (d1, c1), (d2, c2) = _INEQ[ops[0]], _INEQ[ops[1]]
         if d1 == d2 == "<":
             return [("interval", c1, parts[0], parts[2], c2)]
@@ -240,6 +250,8 @@ def _relation_interval(node: Node) -> list[Node] | None:
 def _interval_eq(g: Node, p: Node, options: MathOptions, scalar: Scalar) -> bool:
     ig, ip = _as_intervals(g, options), _as_intervals(p, options)
     if ig is None or ip is None or len(ig) != len(ip):
+        if options.interval_equals_inequality and (_is_inequality(g) or _is_inequality(p)):
+            return scalar.same_set(g, p)  # e.g. 1 <= |z| <= 3/2 vs [-3/2, -1] U [1, 3/2]: solve the inequality
         return False
 
     def same(a: Node, b: Node) -> bool:
@@ -250,6 +262,10 @@ def _interval_eq(g: Node, p: Node, options: MathOptions, scalar: Scalar) -> bool
         return a[1] == b[1] and a[4] == b[4] and _eq(a[2], b[2], options, scalar) and _eq(a[3], b[3], options, scalar)
 
     return all(any(same(a, b) for b in ip) for a in ig) and all(any(same(a, b) for a in ig) for b in ip)
+
+
+def _is_inequality(node: Node) -> bool:
+    return node[0] == "rel" and all(op in _INEQ for op in node[1])
 
 
 def _rel_eq(g: Node, p: Node, options: MathOptions, scalar: Scalar) -> bool:

@@ -131,9 +131,11 @@ def _phrase_answer(text: str) -> str | None:
     sentence = rest[: end.start()] if end else rest
     if " is " in sentence:  # "Final Answer: The largest $n$ is 34."
         sentence = sentence.rsplit(" is ", 1)[1]
-    math = _last_math_segment(sentence)
-    if math is not None:
-        return math
+    segments = [next(g for g in m.groups() if g is not None).strip() for m in _MATH_SEG.finditer(sentence)]
+    if len(segments) > 1 and re.fullmatch(r"(?:[\s,;\"'\\]|and|or)*", _MATH_SEG.sub("", sentence)):
+        return ", ".join(segments)  # "$12$ and $13$"
+    if segments:
+        return segments[-1]
     if not _looks_bare(sentence):
         numbers = _NUMBER.findall(sentence)
         return numbers[-1] if numbers else None
@@ -190,7 +192,7 @@ def extract_answer(text: str, options: MathOptions | None = None) -> Extraction:
         return Extraction(gsm[-1].strip(), "gsm8k")
     if _looks_bare(text):
         bare = _strip_delimiters(text)
-        if bare and "$" not in bare:
+        if bare and "$" not in bare.replace("\\$", ""):
             return Extraction(bare, "bare")
     phrase = _phrase_answer(text)
     if phrase:

@@ -17,12 +17,18 @@ _UNITS = (
     "people|students|integers|numbers|ways|points|marbles|apples|books|pages|times|steps|sides|games|cars|"
     "values|solutions|digits|boxes|bins|papers|percent|percentage|pct"
 )
-_UNIT_TAIL = re.compile(rf"(?<=[\d}}).\s])\s*(?:\\,|~|\s)*(?:\b(?:{_UNITS})\b(?:\^?\{{?[23]\}}?)?\.?\s*)+$", re.IGNORECASE)
+_UNIT_TAIL = re.compile(
+    rf"(?<=[\d}}).\s])\s*(?:\\,|~|\s)*(?:\b(?:{_UNITS})\b(?:\s*\^?\{{?[23]\}}?)?\.?\s*)+$", re.IGNORECASE
+)
 _TEXT_CMD = re.compile(r"\\(?:text(?:bf|rm|it|normal|sf|tt)?|mbox|mathrm|mathbf|mathit|mathsf|operatorname|textup)\s*")
-_SPACING = re.compile(r"(?<!\\)\\(?:qquad|quad|(?:!|,|;|:|>|displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z]))")
+_SPACING = re.compile(
+    r"(?<!\\)\\(?:qquad|quad|(?:!|,|;|:|>|displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z]))"
+)
 _CONJUNCTION = re.compile(r"\s*(?<![A-Za-z\\])(?:and|or|And|Or)(?![a-z])\s*")
 _SUPERSCRIPTS = {"²": "^2", "³": "^3", "¹": "^1"}
-_SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|middle)(?![a-zA-Z])")
+_SIZING = re.compile(
+    r"\\(?:left|right|big|Big|bigg|Bigg|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|middle)(?![a-zA-Z])"
+)
 _PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*%\s*\}|\bpercentage\b|\bpercent\b|\bpct\b)")
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")
 _ANSWER_PREFIX = re.compile(r"^(?:final\s+answer|answer|ans)\s*[:=]\s*", re.IGNORECASE)

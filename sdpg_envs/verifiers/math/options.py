@@ -24,9 +24,10 @@ class MathOptions:
     percent sign is dropped and the numbers must match; ``"fraction"``: ``50\\%`` always equals 0.5."""
     decimal_tolerance: bool = True
     """When the gold is a decimal with k places, accept predictions within half a unit of its last place."""
-    rounded_prediction_min_digits: int | None = None
-    """If set, a decimal prediction with at least this many significant digits is accepted when the exact gold
-    rounds to it (``0.3333`` for ``1/3`` with 4). ``None`` (default): the gold must be a decimal for tolerance."""
+    rounded_prediction_min_digits: int | None = 12
+    """A decimal prediction with at least this many significant digits is accepted when the exact gold rounds to
+    it (``0.0833333333333333`` for ``1/12``; ``0.3333`` for ``1/3`` only with 4 or less). ``None``: never — then
+    only a decimal gold gets a tolerance. 12 digits cannot be matched by chance by a different contest answer."""
     thousands_separators: bool = True
     """``12,345`` (no spaces, groups of three) may read as 12345 as well as the list 12, 345."""
     decimal_comma: bool | str = "auto"

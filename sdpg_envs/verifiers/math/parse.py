@@ -5,7 +5,8 @@ Nodes: ``("int", "12")``, ``("dec", "0.5")``, ``("sym", "x")``, ``("const", "pi"
 ``("apply", name, (args))``, ``("fact", a)``, ``("sqrt", a, n)``, ``("abs", a)``, ``("pct", a)``, ``("deg", a)``,
 ``("pm", a, b)`` (``a`` may be None), ``("rel", ops, parts)``, ``("tuple", items)``, ``("bracket", items)``,
 ``("interval", left_closed, a, b, right_closed)``, ``("set", items)``, ``("union", parts)``, ``("inter", parts)``,
-``("setminus", a, b)``, ``("ratio", parts)``, ``("matrix", rows)``, ``("list", items)``, ``("text", s)``, ``("base", digits, base)``.
+``("setminus", a, b)``, ``("ratio", parts)``, ``("matrix", rows)``, ``("list", items)``, ``("text", s)``,
+``("base", digits, base)``.
 The AST is made of tuples and strings only, so it pickles cheaply to the sympy worker.
 """
 
@@ -368,8 +369,31 @@ def parse_answer(text: str, options: MathOptions | None = None) -> Node:
     if not text.strip():
         raise ParseError("empty answer")
     check_nesting(text, options.max_nesting)
+    if ";" in text and "," in text and _top_level(text, ";"):  # "p=5,q=2;p=7,q=2": groups of a tuple each
+        groups = [_parse_items(part, options) for part in _top_level(text, ";")]
+        return _pack([("tuple", tuple(g)) if len(g) > 1 else g[0] for g in groups])
+    return _pack(_parse_items(text, options))
+
+
+def _parse_items(text: str, options: MathOptions) -> list[Node]:
     parser = _Parser(tokenize(text), options)
     items = parser.items(set())
     if parser.peek() is not None:
         raise ParseError(f"unexpected {parser.peek().text!r}")
-    return _pack(items)
+    if not items:
+        raise ParseError("empty answer")
+    return items
+
+
+def _top_level(text: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside brackets; [] when it only occurs inside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [p for p in parts + [text[start:]] if p.strip()] if parts else []

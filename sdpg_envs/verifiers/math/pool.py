@@ -23,6 +23,7 @@ from sdpg_envs.verifiers.math.worker import write_frame
 
 _HEADER = struct.Struct("!Q")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
+_WORKER_SCRIPT = str(Path(__file__).resolve().with_name("worker.py"))
 START_TIMEOUT_S = 60.0
 
 
@@ -39,7 +40,7 @@ class _Worker:
         env = dict(os.environ)
         env["PYTHONPATH"] = _PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sdpg_envs.verifiers.math.worker"],
+            [sys.executable, _WORKER_SCRIPT],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env=env, close_fds=True, start_new_session=True,
         )  # fmt: skip
@@ -67,6 +68,15 @@ class _Worker:
             if kind != "ready":
                 raise WorkerFailed("worker did not start")
             self.ready = True
+
+    def is_ready(self) -> bool:
+        """Non-blocking: has the worker finished importing sympy?"""
+        if not self.ready and select.select([self.proc.stdout.fileno()], [], [], 0)[0]:
+            try:
+                self.wait_ready()
+            except (WorkerFailed, WorkerTimeout, OSError, EOFError, pickle.UnpicklingError, struct.error):
+                return False
+        return self.ready
 
     def call(self, name: str, args: tuple, timeout_s: float) -> Any:
         self.wait_ready()
@@ -106,11 +116,14 @@ class WorkerPool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("worker pool is closed")
-            while self._idle:
-                w = self._idle.pop()
-                if w.proc.poll() is None:
-                    return w
+            for w in [w for w in self._idle if w.proc.poll() is not None]:
+                self._idle.remove(w)
                 w.kill()
+            ready = [w for w in self._idle if w.is_ready()]
+            if ready or self._idle:
+                w = (ready or self._idle)[-1]
+                self._idle.remove(w)
+                return w
         return _Worker()
 
     def call(self, name: str, args: tuple, timeout_s: float) -> Any:

@@ -70,6 +70,13 @@ class SympyScalar:
             return True
         return sp.simplify(g - p) == 0
 
+    def same_set(self, a: Node, b: Node) -> bool:
+        try:
+            sa, sb = _to_set(a), _to_set(b)
+        except (ValueError, TypeError, NotImplementedError):
+            return False
+        return bool(sa == sb) or sp.Complement(sa, sb) == sp.Complement(sb, sa) == sp.S.EmptySet
+
     def proportional(self, a: Node, b: Node, mode: str) -> bool:
         ea, eb = sp.expand(to_sympy(a)), sp.expand(to_sympy(b))
         if ea == 0 or eb == 0:
@@ -86,6 +93,40 @@ class SympyScalar:
         if any(abs(r - first) > sp.Float("1e-30") * max(1, abs(first)) for r in ratios[1:]):
             return False
         return _ratio_ok(first, mode)
+
+
+_INEQ = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge}
+
+
+def _to_set(node: Node) -> sp.Set:
+    """Interval-like AST or an inequality (chain) in one real variable -> a sympy Set."""
+    kind = node[0]
+    if kind == "interval":
+        return sp.Interval(to_sympy(node[2]), to_sympy(node[3]), left_open=not node[1], right_open=not node[4])
+    if kind in ("tuple", "bracket") and len(node[1]) == 2:
+        a, b = (to_sympy(x) for x in node[1])
+        return sp.Interval.open(a, b) if kind == "tuple" else sp.Interval(a, b)
+    if kind == "set":
+        return sp.FiniteSet(*[to_sympy(x) for x in node[1]])
+    if kind == "const" and node[1] == "empty":
+        return sp.S.EmptySet
+    if kind == "union":
+        return sp.Union(*[_to_set(x) for x in node[1]])
+    if kind == "rel" and node[1] == ("in",):
+        return _to_set(node[2][1])
+    if kind == "rel" and all(op in _INEQ for op in node[1]):
+        parts = [to_sympy(x) for x in node[2]]
+        symbols = set().union(*(p.free_symbols for p in parts))
+        if len(symbols) != 1:
+            raise ValueError("an inequality in exactly one variable is needed")
+        var = symbols.pop()
+        real = sp.Symbol(var.name, real=True)
+        out = sp.S.Reals
+        for op, lhs, rhs in zip(node[1], parts, parts[1:]):
+            rel = _INEQ[op](lhs.subs(var, real), rhs.subs(var, real))
+            out = sp.Intersection(out, sp.solveset(rel, real, sp.S.Reals))
+        return out
+    raise ValueError(f"not a set: {kind}")
 
 
 def _matrices_equal(g: object, p: object, scalar: SympyScalar) -> bool:

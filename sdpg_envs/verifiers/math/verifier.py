@@ -160,7 +160,8 @@ class _Comparison:
             if kind == "ok" and value:
                 return self._equal()
             if kind == "timeout":
-                return self.verdict("timeout", f"comparing the final answer timed out after {self.options.timeout_s:g} s")
+                limit = self.options.timeout_s
+                return self.verdict("timeout", f"comparing the final answer timed out after {limit:g} s")
             if kind == "error":
                 errors.append(value)
         if errors and len(errors) == len(pending):

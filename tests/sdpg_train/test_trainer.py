@@ -1,0 +1,134 @@
+"""End-to-end SDPGTrainer runs with the tiny model on sdpg/Arith-v0 (CPU, a few steps each)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import gymnasium as gym
+import pytest
+import torch
+
+import sdpg_envs  # noqa: F401
+from sdpg_envs.types import Problem, VerifierResult
+from sdpg_train.config import SDPGConfig
+from sdpg_train.trainer import SDPGTrainer
+
+
+class ParityTask:
+    """A tiny TaskSource (the trainer's extension protocol): reward 1 when the completion has even length.
+
+    Random tiny models never solve arithmetic, so this gives the policy-gradient term non-zero advantages.
+    """
+
+    name = "test/Parity-v0"
+
+    def sample(self, seed: int) -> Problem:
+        return Problem(f"parity-{seed % 97}", f"Say something of even length #{seed % 97}", answer="even")
+
+    def prompt(self, problem: Problem) -> str:
+        return problem.prompt
+
+    def score(self, problems, completions):
+        return [VerifierResult(float(len(c) % 2 == 0), "correct" if len(c) % 2 == 0 else "incorrect",
+                               f"length {len(c)}") for c in completions]
+
+    def context(self, problem: Problem, result: VerifierResult) -> str:
+        return f"Answer with an even number of characters. Last attempt: {result.feedback}"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_cfg(tmp_path, name="run", **changes) -> SDPGConfig:
+    base = dict(model_name_or_path="tiny", device="cpu", num_prompts_per_step=2, num_generations=4,
+                max_completion_length=10, max_steps=3, learning_rate=1e-3, beta=0.5, alpha=0.01,
+                max_context_length=48, output_dir=str(tmp_path / name), disable_tqdm=True, save_final=False)
+    return SDPGConfig(**{**base, **changes})
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.timeout(180)
+def test_three_steps_change_every_parameter_and_log_everything(tmp_path, tiny_model, tokenizer):
+    before = {k: v.clone() for k, v in tiny_model.named_parameters()}
+    cfg = tiny_cfg(tmp_path, teacher_model_kind="base")
+    trainer = SDPGTrainer(tiny_model, env=gym.make("sdpg/Arith-v0"), args=cfg, processing_class=tokenizer)
+    trainer.train()
+    unchanged = [k for k, v in trainer.model.named_parameters() if torch.equal(v, before[k])]
+    assert not unchanged, f"parameters not updated: {unchanged}"
+    for k, v in trainer.teacher.lm.named_parameters():  # the frozen teacher: no gradient, unchanged
+        assert v.grad is None and torch.equal(v, before[k])
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for key in ("reward", "frac_reward_zero_std", "loss/total", "loss/policy", "loss/distill_kl", "loss/ref_kl",
+                "distill/kl", "distill/teacher_entropy", "distill/context_len", "entropy", "clip_ratio/low",
+                "completions/mean_length", "completions/clipped_ratio", "train/grad_norm", "perf/tokens_per_s",
+                "perf/teacher_forward_s", "perf/peak_mem_mb", "kl", "ref/log_ratio"):
+        assert all(r.get(key) is not None and math.isfinite(r[key]) for r in rows), key
+    assert any(k.startswith("status/") for k in rows[0])
+    assert rows[0]["distill/kl"] > 0 and rows[0]["ratio/max"] == 1.0  # on-policy first update: ratio exactly 1
+    samples = read_jsonl(tmp_path / "run" / "samples.jsonl")
+    assert len(samples) == 3 * cfg.num_completions_to_log and "Reference" in samples[0]["privileged_context"]
+
+
+@pytest.mark.timeout(240)
+def test_resume_is_bitwise_exact(tmp_path):
+    full = SDPGTrainer(args=tiny_cfg(tmp_path, "full", max_steps=4, teacher_model_kind="ema"))
+    full.train()
+    half = tiny_cfg(tmp_path, "half", max_steps=4, save_steps=2, teacher_model_kind="ema")
+    first = SDPGTrainer(args=half.replace(max_steps=4))
+    first.args = half.replace(max_steps=2)  # stop after 2 steps, same schedules (built from max_steps=4)
+    first.train()
+    assert (tmp_path / "half" / "checkpoint-2" / "teacher_ema.safetensors").is_file()
+    resumed = SDPGTrainer(args=half)
+    resumed.train(resume_from_checkpoint=True)
+    assert resumed.global_step == 4
+    for (k, a), (_, b) in zip(full.model.named_parameters(), resumed.model.named_parameters()):
+        assert torch.equal(a, b), k
+    for a, b in zip(full.teacher.parameters(), resumed.teacher.parameters()):
+        assert torch.equal(a, b)
+    rows_full = read_jsonl(tmp_path / "full" / "metrics.jsonl")
+    rows_half = read_jsonl(tmp_path / "half" / "metrics.jsonl")
+    assert [r["step"] for r in rows_half] == [1, 2, 3, 4]
+    strip = lambda r: {k: v for k, v in r.items() if not k.startswith("perf/")}  # noqa: E731
+    assert [strip(r) for r in rows_full] == [strip(r) for r in rows_half]
+
+
+@pytest.mark.timeout(180)
+def test_loss_normalised_by_global_token_count(tmp_path):
+    """The same step split into many micro-batches gives the same loss and gradient norm."""
+    one = SDPGTrainer(args=tiny_cfg(tmp_path, "one", max_steps=1)).train()
+    many = SDPGTrainer(args=tiny_cfg(tmp_path, "many", max_steps=1, max_tokens_per_micro_batch=64)).train()
+    assert one["train/micro_batches"] == 1 and many["train/micro_batches"] >= 4
+    assert math.isclose(one["loss/total"], many["loss/total"], rel_tol=1e-4, abs_tol=1e-9)
+    assert math.isclose(one["train/grad_norm"], many["train/grad_norm"], rel_tol=1e-4)
+
+
+@pytest.mark.timeout(180)
+def test_grpo_skips_the_teacher_and_mini_batches_go_off_policy(tmp_path):
+    cfg = tiny_cfg(tmp_path, loss="grpo", num_mini_batches=2, max_steps=2, alpha=0.0)
+    trainer = SDPGTrainer(env=[ParityTask()], args=cfg)
+    m = trainer.train()
+    assert trainer.teacher is None and trainer.ref is None and m["reward_std"] > 0
+    assert "distill/kl" not in m and m["distill/beta"] == 0.0 and m["loss/distill_kl"] == 0.0
+    assert m["train/micro_batches"] == 2  # one per mini-batch (update)
+    assert m["ratio/max"] != 1.0  # the second update of a step is off-policy w.r.t. the old log-probs
+
+
+@pytest.mark.timeout(120)
+def test_non_finite_gradients_skip_the_update(tmp_path):
+    trainer = SDPGTrainer(args=tiny_cfg(tmp_path, max_steps=1))
+    before = {k: v.clone() for k, v in trainer.model.named_parameters()}
+    p = next(trainer.model.parameters())
+    p.register_hook(lambda g: g * float("nan"))
+    m = trainer.train()
+    assert m["train/skipped_updates"] == 1.0
+    assert all(torch.equal(v, before[k]) for k, v in trainer.model.named_parameters())
