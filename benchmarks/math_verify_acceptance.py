@@ -25,8 +25,10 @@ def case_options(config: dict) -> MathOptions:
     kwargs: dict = {}
     if "float_rounding" in config:
         kwargs["rounded_prediction_min_digits"] = 1
-    if config.get("allow_set_relation_comp") is False:
-        kwargs["interval_equals_inequality"] = False
+    if config.get("strict") is False:
+        kwargs["rename_variables"] = True
+    if not config.get("allow_set_relation_comp", False):  # Math-Verify's default: only a relation gold
+        kwargs["interval_equals_inequality"] = "gold_relation"
     return MathOptions(**kwargs)
 
 

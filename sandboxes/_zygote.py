@@ -133,9 +133,9 @@ def child_setup(req, workdir):
             raise OSError(ctypes.get_errno(), "unshare")
         _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
         size = int(limits["tmpfs_mb"])
-        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,mode=1777" % size)
+        _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode=1777")
         if os.path.isdir("/dev/shm"):
-            _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=%dm,mode=1777" % min(size, 64))
+            _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={min(size, 64)}m,mode=1777")
         os.mkdir(workdir, 0o700)
         if uid is not None:
             os.chown(workdir, uid, gid)
@@ -171,7 +171,7 @@ def child_setup(req, workdir):
 def _mount(src, target, fstype, flags, data):
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
     if LIBC.mount(enc(src), enc(target), enc(fstype), flags, enc(data)) != 0:
-        raise OSError(ctypes.get_errno(), "mount %s" % target)
+        raise OSError(ctypes.get_errno(), f"mount {target}")
 
 
 def child_main(req, workdir, fds):
@@ -194,13 +194,13 @@ def child_main(req, workdir, fds):
             signal.signal(sig, signal.SIG_DFL)
     except BaseException as exc:  # setup failed: report it as a sandbox error
         try:
-            os.write(st_w, ("sandbox setup failed: %s: %s" % (type(exc).__name__, exc)).encode()[:2000])
+            os.write(st_w, (f"sandbox setup failed: {type(exc).__name__}: {exc}").encode()[:2000])
         finally:
             os._exit(126)
     try:
         os.execvpe(argv[0], argv, os.environ)
     except OSError as exc:
-        os.write(2, ("sandbox: cannot execute %r: %s\n" % (argv[0], exc.strerror)).encode())
+        os.write(2, (f"sandbox: cannot execute {argv[0]!r}: {exc.strerror}\n").encode())
         os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
 
 
@@ -290,7 +290,7 @@ def run_one(req):
     if CONFIG["fs"] == "mount":
         workdir = "/tmp/work"
     else:
-        workdir = os.path.join(CONFIG["work_root"], "run-%d" % time.monotonic_ns())
+        workdir = os.path.join(CONFIG["work_root"], f"run-{time.monotonic_ns()}")
         os.mkdir(workdir, 0o700)
         if CONFIG["uid"] is not None:
             os.chown(workdir, CONFIG["uid"], CONFIG["gid"])
@@ -486,7 +486,7 @@ def _kill_tree():
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                with open("/proc/%s/stat" % entry) as fh:
+                with open(f"/proc/{entry}/stat") as fh:
                     parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 pass
@@ -575,7 +575,7 @@ def main():
         try:
             reply = run_one(req)
         except BaseException as exc:
-            reply = {"internal_error": "%s: %s\n%s" % (type(exc).__name__, exc, traceback.format_exc()[-1500:])}
+            reply = {"internal_error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"}
         send(ctl_out, reply)
 
 

@@ -1,9 +1,10 @@
-"""``docker`` backend: a pool of warm containers; each runs a fork server started through ``docker exec``.
+"""``docker`` backend: a pool of warm containers, each running a fork server started through ``docker exec``.
 
 What it isolates: each container has ``network_mode="none"``, a memory limit with swap equal to it
 (no swap), a pids limit, a CPU quota (one CPU by default), a read-only root file system with a
 size-capped tmpfs /tmp (the work dir lives there) and a fresh /dev/shm, ``cap_drop=ALL``,
-``no-new-privileges``, and an unprivileged uid (leased per slot from 60000-65534, see ``uids``). Programs run in freshly
+``no-new-privileges``, and an unprivileged uid (leased per slot from 60000-65534, see ``uids``).
+Programs run in freshly
 forked children (one per run) with rlimits, a wall-clock deadline and output caps; after each run every
 process of the container other than its idle init and the server is SIGKILLed and /tmp and /dev/shm
 are wiped, so no files or processes carry over to the next run in the same container.

@@ -6,7 +6,8 @@ What it does: warm fork servers (one per worker slot); each program runs in a fr
 a new session, with a cleared environment, rlimits (CPU, address space, file size, open files,
 processes), per-worker memory/pids cgroups where writable, a wall-clock deadline, output caps, and a
 fresh work dir removed after the run. When the caller is root the program runs as a dedicated
-unprivileged uid (leased per worker slot from 60000-65534, see ``uids``) with no capabilities and ``no_new_privs``: it cannot
+unprivileged uid (leased per worker slot from 60000-65534, see ``uids``) with no capabilities and
+``no_new_privs``: it cannot
 write the caller's files, and afterwards every process of that uid is SIGKILLed and the files it left
 in /tmp, /var/tmp and /dev/shm are removed. When the interpreter is not reachable by that uid (pyenv
 under a 0700 /root), a hard-linked mirror of the base CPython's stdlib is used instead.
@@ -26,6 +27,7 @@ import logging
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 
 from sandboxes import cgroups, uids
@@ -66,6 +68,7 @@ class ProcessSandbox:
             self._env["LD_LIBRARY_PATH"] = os.path.join(os.path.dirname(os.path.dirname(self.python)), "lib")
         self._root = tempfile.mkdtemp(prefix="sdpg-process-")
         os.chmod(self._root, 0o711)
+        weakref.finalize(self, shutil.rmtree, self._root, True)  # removed even if close() never runs
         self._use_cgroups = use_cgroups
         self._cgroups: dict[int, cgroups.WorkerCgroups | None] = {}
         self._uids = uids.allocate(self.workers) if self.drop else None

@@ -353,7 +353,7 @@ def _evaluate(model, tokenizer, env, config: EvalConfig, output_dir, overwrite: 
     records = _load_finished(out, config, overwrite) if out is not None else []
     if out is not None:
         write_results(out, asdict(config), {}, meta, complete=False)
-    resumed = len(records)
+    resumed, passed = len(records), sum(r.passed for r in records)
     finished = {_chunk_of(r.problem_index, config) for r in records}
     num_chunks = math.ceil(config.n / config.problems_per_chunk)
     timing = {"generate_s": 0.0, "verify_s": 0.0}
@@ -370,8 +370,9 @@ def _evaluate(model, tokenizer, env, config: EvalConfig, output_dir, overwrite: 
                 if out is not None:
                     append_samples(out / SAMPLES_FILE, new)
                 records += new
+                passed += sum(r.passed for r in new)
                 bar.update(len(new) // config.samples)
-                bar.set_postfix(pass_rate=f"{sum(r.passed for r in records) / len(records):.3f}")
+                bar.set_postfix(pass_rate=f"{passed / len(records):.3f}")
     finally:
         model.train(was_training)
     records.sort(key=_order)

@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
@@ -152,8 +153,9 @@ def environment_info() -> dict[str, Any]:
     """Package versions, Python, platform and the git revision of the sdpg checkout (None outside git)."""
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in _PACKAGES:
+        module_version = getattr(sys.modules.get(name), "__version__", None)  # e.g. torch's "+cu130" local tag
         try:
-            versions[name] = metadata.version(name)
+            versions[name] = str(module_version or metadata.version(name))
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {"versions": versions, "platform": platform.platform(), "git": git_revision()}

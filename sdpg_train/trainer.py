@@ -109,16 +109,21 @@ class SDPGTrainer:
         return metrics
 
     def step(self, step: int) -> dict[str, float]:
-        """One SDPG step: rollout, advantages, teacher view, old/ref log-probs, update(s), metrics."""
-        args, t0 = self.args, time.perf_counter()
-        beta = beta_schedule(step, args.effective_beta_base, args.beta_warmup_steps, args.beta_decay_steps,
-                             args.max_steps)
+        """One SDPG step: rollout, then :meth:`learn` on it."""
+        t0 = time.perf_counter()
         # 1. rollout: G completions per prompt, verified (verification overlaps generation)
         batch = self._rollout(step)
+        return self.learn(batch, step, t0=t0)
+
+    def learn(self, batch: RolloutBatch, step: int, *, t0: float | None = None) -> dict[str, float]:
+        """Advantages, teacher view, old/ref log-probs, update(s) and metrics for one rollout batch."""
+        args, t1 = self.args, time.perf_counter()
+        t0 = t1 if t0 is None else t0
+        beta = beta_schedule(step, args.effective_beta_base, args.beta_warmup_steps, args.beta_decay_steps,
+                             args.max_steps)
         # 2. group-relative advantages
-        adv, adv_stats = group_advantages(batch.rewards, args.num_generations, scale=args.advantage_scale)
+        adv, adv_stats = group_advantages(batch.rewards, batch.group_size, scale=args.advantage_scale)
         # 3. teacher view: template(privileged context, prompt) ++ the exact completion ids
-        t1 = time.perf_counter()
         tview = None
         if beta > 0:
             tview = build_teacher_view(
@@ -146,7 +151,7 @@ class SDPGTrainer:
         # 6. metrics
         t4 = time.perf_counter()
         timings = {"rollout_s": t1 - t0, "verify_wait_s": batch.verify_wait_seconds, "teacher_view_s": t2 - t1,
-                   "old_logp_s": t3 - t2, "update_s": t4 - t3, "step_s": t4 - t0}
+                   "logprob_pass_s": t3 - t2, "update_s": t4 - t3, "step_s": t4 - t0}
         metrics = step_metrics(batch, tview, adv_stats, acc, timings, beta, self.scheduler.get_last_lr()[0],
                                self.dist.device)
         self._log_samples(step, batch, tview)

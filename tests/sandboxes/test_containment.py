@@ -107,10 +107,10 @@ def test_network_is_unreachable(sandbox):
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     port = server.getsockname()[1]
-    source = ("import socket\nfor addr in [('127.0.0.1', %d), ('1.1.1.1', 53), ('8.8.8.8', 443)]:\n"
+    source = (f"import socket\nfor addr in [('127.0.0.1', {port}), ('1.1.1.1', 53), ('8.8.8.8', 443)]:\n"
               "    s = socket.socket()\n    s.settimeout(1.0)\n"
               "    try:\n        s.connect(addr)\n        print('CONNECTED', addr)\n"
-              "    except OSError as e:\n        print('blocked', addr[0], type(e).__name__)\n" % port)
+              "    except OSError as e:\n        print('blocked', addr[0], type(e).__name__)\n")
     try:
         result = sandbox.run(py(source))
     finally:
@@ -126,9 +126,8 @@ def test_network_is_unreachable(sandbox):
 def test_parent_environment_secret_is_absent(sandbox):
     assert os.environ.get("SDPG_TEST_SECRET") == SECRET
     source = ("import os\nprint(sorted(os.environ))\n"
-              "print(any('%s' in open(f'/proc/{p}/environ', errors='replace').read()\n"
-              "          for p in os.listdir('/proc') if p.isdigit() and os.access(f'/proc/{p}/environ', os.R_OK)))\n"
-              % SECRET)
+              f"print(any('{SECRET}' in open(f'/proc/{{p}}/environ', errors='replace').read()\n"
+              "          for p in os.listdir('/proc') if p.isdigit() and os.access(f'/proc/{p}/environ', os.R_OK)))\n")
     result = sandbox.run(py(source))
     assert result.ok, result
     assert "SDPG_TEST_SECRET" not in result.stdout and SECRET not in result.stdout

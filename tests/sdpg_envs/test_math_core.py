@@ -102,6 +102,10 @@ ANCHORS_ACCEPT = [
     ("0.5", "\\frac{1}{2}"),
     ("\\frac{1}{12}", "0.0833333333333333"),  # >= 12 significant digits: the float of the exact value
     ("p=5,q=2;p=7,q=2", "(5,2),(7,2)"),
+    ("18", "**Answer:** 18"),  # markdown bold
+    ("1\\le |z| \\le \\frac{3}{2}", "z \\in [-\\frac{3}{2}, -1] \\cup [1, \\frac{3}{2}]"),  # solved with sympy
+    ("x^2 < 4", "(-2, 2)"),
+    ("0.5", "\\boxed{1/2}"),
     (
         "\\begin{pmatrix}6 & 8 \\\\ 10 & 12\\end{pmatrix}",
         "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}+\\begin{pmatrix}5&6\\\\7&8\\end{pmatrix}",
@@ -122,6 +126,8 @@ ANCHORS_REJECT = [
     ("\\frac{1}{3}", "0.33"),  # exact gold: no tolerance by default
     ("a+3z=0", "0"),
     ("\\text{Evelyn}", "Carla"),
+    ("x = 2", "y = 2"),  # different unknowns (see option rename_variables)
+    ("x^2 < 4", "[-2, 2]"),
 ]
 
 

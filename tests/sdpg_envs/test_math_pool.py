@@ -125,3 +125,24 @@ def test_close_leaves_no_worker_processes() -> None:
 @pytest.mark.timeout(60)
 def test_default_pool_is_shared() -> None:
     assert default_pool() is default_pool()
+
+
+@pytest.mark.timeout(120)
+def test_forked_child_gets_its_own_workers(pool: WorkerPool) -> None:
+    """A forked child (e.g. an async vector env) must not talk to, or kill, the parent's workers."""
+    parent_pids = set(pool.pids())
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.close(read)
+        ok = verify_math("x^2-1", "(x-1)(x+1)", pool=pool).status == "correct"
+        ok = ok and not (set(pool.pids()) & parent_pids)
+        pool.close()
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(child, 0)
+    assert answer == b"1"
+    assert parent_pids <= set(pool.pids())  # the parent's workers are alive and still ours
+    assert verify_math("x^2-1", "(x-1)(x+1)", pool=pool).status == "correct"

@@ -17,6 +17,8 @@ from sdpg_envs.verifiers.math.variants import variants
 Node = tuple
 _MULTI = ("list", "set", "pm")
 _INTERVALISH = ("interval", "union")
+_NO_RELATIONS = MathOptions(interval_equals_inequality=False)
+_VAR = ("sym", "apply")  # the variable of "x > 5", "0 < f(x) < 1"
 _INEQ = {"<": ("<", False), "<=": ("<", True), ">": (">", False), ">=": (">", True)}
 
 
@@ -58,11 +60,35 @@ class FractionScalar:
 
 def equivalent(gold: Node, pred: Node, options: MathOptions, scalar: Scalar) -> bool:
     """True when ``pred`` means the same answer as ``gold`` under ``options``."""
+    if options.rename_variables:
+        pred = _renamed(pred, gold)
     for g in variants(gold, pred, options):
         for p in variants(pred, gold, options, is_gold=False):
             if _eq(canon(g), canon(p), options, scalar):
                 return True
     return False
+
+
+def _symbol_names(node: Node) -> set[str]:
+    names = {node[1]} if node[0] == "sym" and node[1] not in ("e", "i") else set()
+    return names.union(*(_symbol_names(c) for c in children(node)))
+
+
+def _rename(item: object, old: str, new: str) -> object:
+    """Rename symbol ``old`` to ``new`` in a node, a tuple of nodes, or leave a leaf as is."""
+    if not isinstance(item, tuple):
+        return item
+    if item == ("sym", old):
+        return ("sym", new)
+    return tuple(_rename(x, old, new) for x in item)
+
+
+def _renamed(pred: Node, gold: Node) -> Node:
+    """Rename the prediction's only variable to the gold's only variable."""
+    mine, theirs = _symbol_names(pred), _symbol_names(gold)
+    if len(mine) == 1 and len(theirs) == 1 and mine != theirs:
+        return _rename(pred, mine.pop(), theirs.pop())
+    return pred
 
 
 def is_label(node: Node) -> bool:
@@ -204,7 +230,13 @@ def _sequence_eq(g: Node, p: Node, options: MathOptions, scalar: Scalar) -> bool
     return all(_eq(strip(canon(a)), strip(canon(b)), options, scalar) for a, b in zip(sg[1], sp_[1]))
 
 
-def _as_intervals(node: Node, options: MathOptions) -> list[Node] | None:
+def _relations_allowed(options: MathOptions, side: str) -> bool:
+    """May an inequality on this side ("gold"/"pred") stand for an interval?"""
+    mode = options.interval_equals_inequality
+    return mode is True or (mode == "gold_relation" and side == "gold")
+
+
+def _as_intervals(node: Node, options: MathOptions, side: str = "gold") -> list[Node] | None:
     """Interval-like node -> list of ('interval', lc, a, b, rc) or ('set', ...) parts, else None."""
     if node[0] == "interval":
         return [node]
@@ -215,30 +247,30 @@ def _as_intervals(node: Node, options: MathOptions) -> list[Node] | None:
     if node[0] == "set":
         return [node]
     if node[0] == "union":
-        parts = [_as_intervals(x, options) for x in node[1]]
+        parts = [_as_intervals(x, options, side) for x in node[1]]
         return None if any(x is None for x in parts) else [y for x in parts for y in x]
-    if node[0] == "rel" and options.interval_equals_inequality:
+    if node[0] == "rel" and (node[1] == ("in",) or _relations_allowed(options, side)):
         return _relation_interval(node)
     return None
 
 
 def _relation_interval(node: Node) -> list[Node] | None:
     ops, parts = node[1], node[2]
-    if ops == ("in",) and parts[0][0] == "sym":
+    if ops == ("in",) and parts[0][0] in _VAR:
         inner = parts[1]
-        return [inner] if inner[0] == "interval" else _as_intervals(inner, MathOptions())
+        return [inner] if inner[0] == "interval" else _as_intervals(inner, _NO_RELATIONS)
     oo, noo = ("const", "oo"), ("neg", ("const", "oo"))
     if len(ops) == 1 and ops[0] in _INEQ:
         direction, closed = _INEQ[ops[0]]
         lhs, rhs = parts
-        if lhs[0] == "sym":
+        if lhs[0] in _VAR:
             below, above = ("interval", False, noo, rhs, closed), ("interval", closed, rhs, oo, False)
             return [below] if direction == "<" else [above]
-        if rhs[0] == "sym":
+        if rhs[0] in _VAR:
             above, below = ("interval", closed, lhs, oo, False), ("interval", False, noo, lhs, closed)
             return [above] if direction == "<" else [below]
         return None
-    if len(ops) == 2 and all(o in _INEQ for o in ops) and parts[1][0] == "sym":
+    if len(ops) == 2 and all(o in _INEQ for o in ops) and parts[1][0] in _VAR:
         (d1, c1), (d2, c2) = _INEQ[ops[0]], _INEQ[ops[1]]
         if d1 == d2 == "<":
             return [("interval", c1, parts[0], parts[2], c2)]
@@ -248,9 +280,11 @@ def _relation_interval(node: Node) -> list[Node] | None:
 
 
 def _interval_eq(g: Node, p: Node, options: MathOptions, scalar: Scalar) -> bool:
-    ig, ip = _as_intervals(g, options), _as_intervals(p, options)
+    ig, ip = _as_intervals(g, options, "gold"), _as_intervals(p, options, "pred")
     if ig is None or ip is None or len(ig) != len(ip):
-        if options.interval_equals_inequality and (_is_inequality(g) or _is_inequality(p)):
+        blocked = (_is_inequality(g) and not _relations_allowed(options, "gold")) or (
+            _is_inequality(p) and not _relations_allowed(options, "pred"))
+        if not blocked and (_is_inequality(g) or _is_inequality(p)):
             return scalar.same_set(g, p)  # e.g. 1 <= |z| <= 3/2 vs [-3/2, -1] U [1, 3/2]: solve the inequality
         return False
 
@@ -271,7 +305,9 @@ def _is_inequality(node: Node) -> bool:
 def _rel_eq(g: Node, p: Node, options: MathOptions, scalar: Scalar) -> bool:
     if options.strip_variable_assignment:
         sg, sp_ = strip_assignment(g), strip_assignment(p)
-        if (sg is not g or sp_ is not p) and (sg[0] != "rel" and sp_[0] != "rel"):
+        both = sg is not g and sp_ is not p
+        renamed = both and g[2][0] != p[2][0]  # "x = 2" vs "y = 2": different unknowns
+        if (sg is not g or sp_ is not p) and (sg[0] != "rel" and sp_[0] != "rel") and not renamed:
             return _eq(sg, sp_, options, scalar)
     if g[0] != "rel" or p[0] != "rel":
         if options.interval_equals_inequality and (g[0] in _INTERVALISH + ("tuple", "bracket", "set")

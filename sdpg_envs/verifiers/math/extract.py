@@ -84,7 +84,7 @@ def _joiner_kind(between: str) -> str:
     if len(between) > 60 or "\n\n" in between:
         return "split"
     plain = re.sub(r"\\text(?:bf|rm|normal)?\{([^{}]*)\}|\\mbox\{([^{}]*)\}", r" \1\2 ", between)
-    if _JOIN_PUNCT.match(between):
+    if _JOIN_PUNCT.match(between) or re.fullmatch(r"[^A-Za-z0-9\n]{0,20}", between):
         return "join"
     words = re.findall(r"[A-Za-z]+", plain)
     if _HEDGE_WORDS.search(plain):
@@ -179,6 +179,7 @@ def extract_answer(text: str, options: MathOptions | None = None) -> Extraction:
     text = ARTIFACT.sub(r"\\", text[-options.max_input_chars :])
     if _THINK_END in text:
         text = text.rsplit(_THINK_END, 1)[1]
+    text = re.sub(r"\*\*([^*\n]{1,80})\*\*", r"\1", text)  # markdown bold: "**Answer:** 18"
     boxes = find_boxes(text)
     if boxes:
         after = text[boxes[-1][1] :]

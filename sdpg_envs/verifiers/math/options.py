@@ -43,14 +43,18 @@ class MathOptions:
     # --- structures ----------------------------------------------------------------------------------
     vector_equals_tuple: bool = True
     """A column vector ``\\begin{pmatrix}1\\\\2\\end{pmatrix}`` equals the tuple ``(1, 2)``."""
-    interval_equals_inequality: bool = True
-    """An interval ``[-2, 7]`` equals the relation ``-2 \\le x \\le 7`` (and ``x \\in [-2, 7]``)."""
+    interval_equals_inequality: bool | str = True
+    """``True``: an interval ``[-2, 7]`` and the inequality ``-2 \\le x \\le 7`` are equal either way round;
+    ``"gold_relation"``: only an inequality *gold* accepts an interval prediction (an interval gold, e.g. "in
+    interval notation", wants an interval); ``False``: never. ``x \\in [-2, 7]`` always equals ``[-2, 7]``."""
     unordered_lists: bool = True
     """A bare comma list ``1, 2`` is compared as a set (order-free), like ``\\{1, 2\\}``; tuples keep order."""
     equation_scaling: bool = True
     """Equations match when one is a non-zero multiple of the other (``2x=2`` vs ``x=1``)."""
     strip_variable_assignment: bool = True
     """``x = 5`` equals ``5`` when one side is a lone symbol; ``k=1`` vs ``1`` is accepted."""
+    rename_variables: bool = False
+    """Accept answers equal up to renaming their single variable (``f(t) = 2t`` for ``f(x) = 2x``)."""
     text_case_sensitive: bool = False
     """Text answers (``\\text{Evelyn}``) compare case-sensitively."""
     # --- limits --------------------------------------------------------------------------------------
@@ -74,6 +78,8 @@ class MathOptions:
             raise ValueError(f"percent_mode must be 'gold', 'strict' or 'fraction', not {self.percent_mode!r}")
         if self.degrees_mode not in ("either", "degrees", "radians"):
             raise ValueError(f"degrees_mode must be 'either', 'degrees' or 'radians', not {self.degrees_mode!r}")
+        if self.interval_equals_inequality not in (True, False, "gold_relation"):
+            raise ValueError("interval_equals_inequality must be True, False or 'gold_relation'")
         if self.decimal_comma not in (True, False, "auto"):
             raise ValueError(f"decimal_comma must be True, False or 'auto', not {self.decimal_comma!r}")
         if self.timeout_s <= 0:

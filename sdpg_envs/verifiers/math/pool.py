@@ -103,6 +103,15 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._closed = False
+        self._pid = os.getpid()
+
+    def _after_fork(self) -> None:
+        """In a forked child the parent's workers (and their pipes) are not ours: start afresh, touch nothing."""
+        if os.getpid() != self._pid:
+            self._pid = os.getpid()
+            self._lock = threading.Lock()
+            self._slots = threading.BoundedSemaphore(self.size)
+            self._idle = []
 
     def warm(self) -> None:
         """Start every worker and wait until each has imported sympy."""
@@ -128,6 +137,7 @@ class WorkerPool:
 
     def call(self, name: str, args: tuple, timeout_s: float) -> Any:
         """Run ``name(*args)`` in a worker. Returns ``("ok", value)``, ``("error", msg)`` or ``("timeout", None)``."""
+        self._after_fork()
         with self._slots:
             worker = self._take()
             try:
@@ -158,6 +168,8 @@ class WorkerPool:
 
     def close(self) -> None:
         """Kill every idle worker; calls in flight finish and then kill theirs."""
+        if os.getpid() != self._pid:
+            return  # a forked child must not kill its parent's workers
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []

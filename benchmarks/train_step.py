@@ -1,0 +1,123 @@
+"""Benchmark: one optimizer step of SDPG vs GRPO on the same model and the same rollout batch.
+
+Both trainers start from the same random Qwen2-style model and learn from one fixed batch (B prompts of
+``sdpg/Arith-v0`` × G completions of ``--length`` random byte tokens, rewards from the env's verifier mixed with
+random 0/1 so advantages are non-zero, privileged context = the env's reference solution + verifier
+feedback). Timed: :meth:`SDPGTrainer.learn` = advantages + teacher view + reference log-probs + teacher
+forward (no grad) + student forward/backward through the chunked head + AdamW step; generation is excluded
+(it is identical for both methods). Methods:
+
+* ``sdpg``     β = 1e-3 (full-vocabulary KL to the live teacher), α = 1e-3 URKL (frozen reference model);
+* ``grpo``     β = 0, α = 0 (plain GRPO: no teacher, no reference model) — the baseline of ``ratio``;
+* ``grpo_ref`` β = 0, α = 1e-3 (GRPO with the same reference term as SDPG).
+
+Repeats are interleaved (sdpg, grpo, grpo_ref, sdpg, ...) and the median is reported, so load on a shared
+machine hits all methods alike. Prints one JSON line.
+
+    python benchmarks/train_step.py                 # hidden 512, 8 layers, vocab 32k, 8×8 completions of 128
+    python benchmarks/train_step.py --quick         # small, < 1 minute on CPU
+    python benchmarks/train_step.py --device cuda --hidden 896 --layers 24 --vocab 151936 --length 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import gymnasium as gym  # noqa: E402
+
+import sdpg_envs  # noqa: E402,F401
+from sdpg_train.config import SDPGConfig  # noqa: E402
+from sdpg_train.rollout import EnvSource, RolloutBatch, encode_prompt, problem_seed  # noqa: E402
+from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm  # noqa: E402
+from sdpg_train.trainer import SDPGTrainer  # noqa: E402
+
+METHODS = {"sdpg": dict(loss="sdpg", beta=1e-3, alpha=1e-3), "grpo": dict(loss="grpo", alpha=0.0),
+           "grpo_ref": dict(loss="grpo", alpha=1e-3)}
+
+
+def make_batch(tok, prompts: int, group: int, length: int, seed: int = 0) -> RolloutBatch:
+    """A fixed rollout batch: real Arith problems, random completions, verifier results and contexts."""
+    src = EnvSource(gym.make("sdpg/Arith-v0"), name="sdpg/Arith-v0")
+    gen = torch.Generator().manual_seed(seed)
+    probs = [src.sample(problem_seed(seed, 0, 1, b)) for b in range(prompts) for _ in range(group)]
+    comps = [torch.randint(3, 259, (length - 1,), generator=gen).tolist() + [tok.eos_token_id] for _ in probs]
+    texts = [tok.decode(c, skip_special_tokens=True) for c in comps]
+    results = src.score(probs, texts)
+    noise = torch.randint(0, 2, (len(probs),), generator=gen).float()
+    return RolloutBatch(
+        prompt_ids=[encode_prompt(tok, src.prompt(p)) for p in probs], completion_ids=comps,
+        prompts=[src.prompt(p) for p in probs], completions=texts,
+        rewards=torch.tensor([r.score for r in results]) + noise, statuses=[r.status for r in results],
+        contexts=[src.context(p, r) for p, r in zip(probs, results)], answers=[p.answer for p in probs],
+        group_index=torch.arange(len(probs)) // group, sources=[src.name] * len(probs),
+        clipped=torch.zeros(len(probs), dtype=torch.bool), group_size=group, problems=probs, results=results)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="hidden 128, 2 layers, vocab 4096, 4×4 × 64 tokens")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--vocab", type=int, default=32768)
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--length", type=int, default=128, help="completion tokens per sample")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--micro-tokens", type=int, default=16384, help="max_tokens_per_micro_batch")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    a = ap.parse_args()
+    if a.quick:
+        a.hidden, a.layers, a.vocab, a.prompts, a.group, a.length, a.repeats = 128, 2, 4096, 4, 4, 64, 3
+    tok = byte_tokenizer()
+    base = tiny_causal_lm(vocab_size=a.vocab, hidden_size=a.hidden, num_layers=a.layers,
+                          num_heads=max(a.hidden // 64, 2), intermediate_size=a.hidden * 3)
+    base = base.to(getattr(torch, a.dtype))
+    batch = make_batch(tok, a.prompts, a.group, a.length)
+    trainers = {}
+    for name, changes in METHODS.items():
+        cfg = SDPGConfig(model_name_or_path=None, device=a.device, num_prompts_per_step=a.prompts,
+                         num_generations=a.group, max_steps=100, learning_rate=1e-6, max_context_length=512,
+                         max_tokens_per_micro_batch=a.micro_tokens, output_dir="/tmp/sdpg-bench-train-step",
+                         disable_tqdm=True, save_final=False, log_completions=False, **changes)
+        trainers[name] = SDPGTrainer(copy.deepcopy(base), env=["sdpg/Arith-v0"], args=cfg, processing_class=tok)
+    times: dict[str, list[float]] = {n: [] for n in METHODS}
+    last: dict[str, dict] = {}
+    for rep in range(a.repeats + 1):  # the first round is warm-up
+        for name, trainer in trainers.items():
+            if a.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            last[name] = trainer.learn(batch, step=rep + 1)
+            if a.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if rep:
+                times[name].append(time.perf_counter() - t0)
+    med = {n: statistics.median(t) for n, t in times.items()}
+    s = last["sdpg"]
+    print(json.dumps({
+        "device": a.device, "dtype": a.dtype, "hidden": a.hidden, "layers": a.layers, "vocab": a.vocab,
+        "n_sequences": len(batch), "completion_len": a.length,
+        "student_prompt_len": sum(map(len, batch.prompt_ids)) / len(batch),
+        "context_tokens_mean": round(s.get("distill/context_len", 0.0), 1), "repeats": a.repeats,
+        "sdpg_step_s": round(med["sdpg"], 4), "grpo_step_s": round(med["grpo"], 4),
+        "grpo_ref_step_s": round(med["grpo_ref"], 4), "ratio": round(med["sdpg"] / med["grpo"], 3),
+        "ratio_vs_grpo_ref": round(med["sdpg"] / med["grpo_ref"], 3),
+        "sdpg_teacher_forward_s": round(s["perf/teacher_forward_s"], 4),
+        "sdpg_logprob_pass_s": round(s["perf/logprob_pass_s"], 4),
+        "sdpg_student_fwd_bwd_s": round(s["perf/student_fwd_bwd_s"], 4),
+        "grpo_student_fwd_bwd_s": round(last["grpo"]["perf/student_fwd_bwd_s"], 4),
+    }))
+
+
+if __name__ == "__main__":
+    main()
