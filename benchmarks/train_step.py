@@ -14,7 +14,7 @@ forward (no grad) + student forward/backward through the chunked head + AdamW st
 Repeats are interleaved (sdpg, grpo, grpo_ref, sdpg, ...) and the median is reported, so load on a shared
 machine hits all methods alike. Prints one JSON line.
 
-    python benchmarks/train_step.py                 # hidden 512, 8 layers, vocab 32k, 8×8 completions of 128
+    python benchmarks/train_step.py                 # hidden 256, 4 layers, vocab 32k, 4×4 completions of 128
     python benchmarks/train_step.py --quick         # small, < 1 minute on CPU
     python benchmarks/train_step.py --device cuda --hidden 896 --layers 24 --vocab 151936 --length 512
 """
@@ -66,18 +66,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="hidden 128, 2 layers, vocab 4096, 4×4 × 64 tokens")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--hidden", type=int, default=512)
-    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--vocab", type=int, default=32768)
-    ap.add_argument("--prompts", type=int, default=8)
-    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--prompts", type=int, default=4)
+    ap.add_argument("--group", type=int, default=4)
     ap.add_argument("--length", type=int, default=128, help="completion tokens per sample")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--micro-tokens", type=int, default=16384, help="max_tokens_per_micro_batch")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     a = ap.parse_args()
     if a.quick:
         a.hidden, a.layers, a.vocab, a.prompts, a.group, a.length, a.repeats = 128, 2, 4096, 4, 4, 64, 3
+    if a.threads:
+        torch.set_num_threads(a.threads)
     tok = byte_tokenizer()
     base = tiny_causal_lm(vocab_size=a.vocab, hidden_size=a.hidden, num_layers=a.layers,
                           num_heads=max(a.hidden // 64, 2), intermediate_size=a.hidden * 3)
@@ -105,7 +108,7 @@ def main() -> None:
     med = {n: statistics.median(t) for n, t in times.items()}
     s = last["sdpg"]
     print(json.dumps({
-        "device": a.device, "dtype": a.dtype, "hidden": a.hidden, "layers": a.layers, "vocab": a.vocab,
+        "device": a.device, "threads": torch.get_num_threads(), "dtype": a.dtype, "hidden": a.hidden, "layers": a.layers, "vocab": a.vocab,
         "n_sequences": len(batch), "completion_len": a.length,
         "student_prompt_len": sum(map(len, batch.prompt_ids)) / len(batch),
         "context_tokens_mean": round(s.get("distill/context_len", 0.0), 1), "repeats": a.repeats,

@@ -76,6 +76,18 @@ def test_eval_results_agree_with_samples_file(tiny_model, tokenizer, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left behind
 
 
+@pytest.mark.timeout(120)
+def test_code_eval_reports_compile_errors_from_the_real_verifier(tiny_model, tokenizer, tmp_path):
+    """A random model writes garbage: the sandboxed Python compile step must classify it, and the rate must match."""
+    evaluate(tiny_model, tokenizer, "sdpg/PyFunc-v0", env_kwargs={"split": "test", "prompt_template": "compact"},
+             n=2, samples=2, ks=(1, 2), temperature=1.0, max_new_tokens=8, output_dir=tmp_path, progress=False)
+    metrics = _check_consistent(tmp_path, [1, 2], code=True)
+    assert metrics["compile_error_rate"] is not None and metrics["compile_error_rate"] > 0
+    rows = [json.loads(line) for line in (tmp_path / SAMPLES_FILE).read_text().splitlines()]
+    compile_rows = [r for r in rows if r["status"] == "compile_error"]
+    assert compile_rows and all("Error" in r["feedback"] for r in compile_rows)  # the compiler's trace is kept
+
+
 def _mixed_records() -> list[SampleRecord]:
     plan = {  # problem -> statuses of its 4 samples
         0: ["passed", "compile_error", "passed", "wrong_answer"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -74,6 +75,9 @@ def test_three_steps_change_every_parameter_and_log_everything(tmp_path, tiny_mo
                 "perf/teacher_forward_s", "perf/peak_mem_mb", "kl", "ref/log_ratio"):
         assert all(r.get(key) is not None and math.isfinite(r[key]) for r in rows), key
     assert any(k.startswith("status/") for k in rows[0])
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "training.md").read_text()
+    undocumented = [k for k in rows[0] if k != "step" and f"`{k}`" not in docs and not k.startswith("status/")]
+    assert not undocumented and "`status/<status>`" in docs, f"metrics missing from docs/training.md: {undocumented}"
     assert rows[0]["distill/kl"] > 0 and rows[0]["ratio/max"] == 1.0  # on-policy first update: ratio exactly 1
     samples = read_jsonl(tmp_path / "run" / "samples.jsonl")
     assert len(samples) == 3 * cfg.num_completions_to_log and "Reference" in samples[0]["privileged_context"]

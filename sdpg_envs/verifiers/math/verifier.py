@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -155,8 +156,10 @@ class _Comparison:
             return self._not_equal()
         pool = self.pool or default_pool()
         errors = []
+        deadline = time.monotonic() + self.options.timeout_s  # one budget for all readings together
         for g, p in pending:
-            kind, value = pool.call("compare", (g, p, self.options), self.options.timeout_s)
+            left = deadline - time.monotonic()
+            kind, value = pool.call("compare", (g, p, self.options), left) if left > 0 else ("timeout", None)
             if kind == "ok" and value:
                 return self._equal()
             if kind == "timeout":
