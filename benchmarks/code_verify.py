@@ -95,7 +95,8 @@ def sweep(name: str, problems, mutants, verifier: CodeVerifier) -> None:
 
 
 def _baseline_one(problem) -> bool:
-    code = problem.solution + "\n" + problem.metadata["tests"] + f"\ncheck({problem.metadata['entry_point']})\n"
+    test = problem.metadata["tests"][len(problem.metadata["preamble"]) + 1:]  # the original check() only
+    code = problem.solution + "\n" + test + f"\ncheck({problem.metadata['entry_point']})\n"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.py"
         path.write_text(code)

@@ -108,7 +108,8 @@ def main() -> None:
     med = {n: statistics.median(t) for n, t in times.items()}
     s = last["sdpg"]
     print(json.dumps({
-        "device": a.device, "threads": torch.get_num_threads(), "dtype": a.dtype, "hidden": a.hidden, "layers": a.layers, "vocab": a.vocab,
+        "device": a.device, "threads": torch.get_num_threads(), "dtype": a.dtype, "hidden": a.hidden,
+        "layers": a.layers, "vocab": a.vocab,
         "n_sequences": len(batch), "completion_len": a.length,
         "student_prompt_len": sum(map(len, batch.prompt_ids)) / len(batch),
         "context_tokens_mean": round(s.get("distill/context_len", 0.0), 1), "repeats": a.repeats,

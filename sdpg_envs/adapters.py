@@ -118,6 +118,8 @@ def as_reward_func(env_or_id: str | gym.Env, **options: Any) -> RewardFunc:
     against ``problem_id`` when present) or from the answer/test columns, verifies all completions with
     ``env.verify_batch`` and returns one score per completion (``None`` where the row cannot be rebuilt, which
     TRL skips). ``options`` go to ``gym.make`` (ids only) and must match those used for :func:`to_dataset`.
+    A call with neither a ``problem_index`` nor an ``answer`` column (e.g. TRL's ``remove_unused_columns=True``)
+    raises ``ValueError`` rather than silently scoring nothing.
     """
     env, name = _resolve(env_or_id, options)
 
@@ -128,6 +130,10 @@ def as_reward_func(env_or_id: str | gym.Env, **options: Any) -> RewardFunc:
         texts = [completion_text(c) for c in completions]
         problems = [_problem_for(env, _row(columns, i)) for i in range(len(texts))]
         todo = [i for i, p in enumerate(problems) if p is not None]
+        if texts and not todo and "problem_index" not in columns and "answer" not in columns:
+            raise ValueError(f"{name}: the reward function got no 'problem_index' or 'answer' column (got "
+                             f"{sorted(k for k in columns if _is_column(columns[k]))}); train on "
+                             "sdpg_envs.to_dataset(...) and keep remove_unused_columns=False in the TRL config")
         results = env.verify_batch([problems[i] for i in todo], [texts[i] for i in todo])
         by_index = dict(zip(todo, results))
         rewards = [float(by_index[i].score) if i in by_index else None for i in range(len(texts))]

@@ -21,6 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from sdpg_envs.metrics import compile_error_rate, status_histogram
 from sdpg_train.generation import generate_batch, seeded
 from sdpg_train.report import (
     CODE_STATUSES,
@@ -37,14 +38,15 @@ from sdpg_train.report import (
 )
 
 _RESULT_AFFECTING = (
-    "env_id", "env_kwargs", "model", "model_digest", "n", "offset", "samples", "temperature", "top_p",
-    "max_new_tokens", "stop", "batch_size", "seed",
-)  # fmt: skip
+    "env_id", "env_kwargs", "model_digest", "offset", "samples", "temperature", "top_p", "max_new_tokens", "stop",
+    "batch_size", "seed",
+)
+"""Config fields that decide the samples of a chunk; ``n`` only decides how many chunks (an eval can grow)."""
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """What one evaluation ran; every field but ``ks`` decides the samples (and so the resume fingerprint)."""
+    """What one evaluation ran. ``model`` is a label; the weights are identified by ``model_digest``."""
 
     env_id: str
     model: str
@@ -111,8 +113,10 @@ def compute_metrics(
         if k > per_problem:
             raise ValueError(f"pass@{k} needs at least {k} samples per problem, have {per_problem}")
         pass_at[f"pass@{k}"] = _mean(pass_at_k(len(g), sum(r.passed for r in g), k) for g in groups.values())
-    statuses = Counter(r.status for r in records)
+    statuses = [r.status for r in records]
     is_code = any(s in CODE_STATUSES for s in statuses) if code_task is None else code_task
+    # code: the full taxonomy, zeros included (fixed rows to compare); math: the statuses seen
+    counts = status_histogram(statuses) if is_code else Counter(statuses)
     total = len(records)
     return {
         "num_problems": len(groups),
@@ -121,8 +125,8 @@ def compute_metrics(
         "accuracy": _mean(float(r.score) for r in records),
         "pass_rate": sum(r.passed for r in records) / total,
         "pass_at_k": pass_at,
-        "compile_error_rate": statuses.get("compile_error", 0) / total if is_code else None,
-        "status_counts": dict(sorted(statuses.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "compile_error_rate": compile_error_rate(statuses) if is_code else None,
+        "status_counts": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         "mean_completion_tokens": _mean(r.num_tokens for r in records),
         "mean_completion_chars": _mean(len(r.completion) for r in records),
         "truncated_rate": sum(r.truncated for r in records) / total,
@@ -195,7 +199,10 @@ def _model_digest(model) -> str:
 
 
 def _load_finished(out: Path, config: EvalConfig, overwrite: bool) -> list[SampleRecord]:
-    """Records of fully finished chunks from an earlier run of the same config in ``out`` (rewritten cleanly)."""
+    """Records of finished chunks from an earlier run of the same config in ``out`` (the file is rewritten cleanly).
+
+    A torn line or an unfinished chunk is dropped; a different config, or fewer problems than before, is refused.
+    """
     results, samples = out / RESULTS_FILE, out / SAMPLES_FILE
     if overwrite:
         results.unlink(missing_ok=True)
@@ -214,10 +221,16 @@ def _load_finished(out: Path, config: EvalConfig, overwrite: bool) -> list[Sampl
             f"{out} holds an evaluation with a different config (differs in: {', '.join(diff) or 'fingerprint'}); "
             "pass overwrite (--overwrite) or choose another output dir"
         )
+    prev_n = int(previous.get("config", {}).get("n", config.n))
+    if prev_n > config.n:
+        raise ValueError(f"{out} holds an evaluation of {prev_n} problems, more than the {config.n} asked for; "
+                         "pass overwrite (--overwrite) or choose another output dir")
     records = read_samples(samples) if samples.exists() else []
     unique = {(r.problem_index, r.sample_index): r for r in records}
     per_chunk: dict[int, int] = Counter(_chunk_of(pi, config) for pi, _ in unique)
-    done = {c for c, count in per_chunk.items() if count == _chunk_len(c, config) * config.samples}
+    # a chunk is reusable when finished and, if n grew, it was a full chunk then (same problems, same batches)
+    full_then = prev_n // config.problems_per_chunk if prev_n != config.n else math.inf
+    done = {c for c, k in per_chunk.items() if k == _chunk_len(c, config) * config.samples and c < full_then}
     kept = sorted((r for r in unique.values() if _chunk_of(r.problem_index, config) in done), key=_order)
     write_jsonl_atomic(samples, (asdict(r) for r in kept))
     return kept
@@ -253,7 +266,7 @@ def _run_chunk(model, tokenizer, env, config: EvalConfig, chunk: int, timing: di
             gens += generate_batch(
                 model, tokenizer, batch, temperature=config.temperature, top_p=config.top_p,
                 max_new_tokens=config.max_new_tokens, stop=config.stop,
-            )  # fmt: skip
+            )
     t1 = time.perf_counter()
     verdicts = env.verify_batch([row[1] for row in flat], [g.text for g in gens])
     timing["generate_s"] += t1 - t0
@@ -263,7 +276,7 @@ def _run_chunk(model, tokenizer, env, config: EvalConfig, chunk: int, timing: di
             problem_index=pi, problem_id=str(getattr(p, "id", pi)), sample_index=s, prompt=prompt,
             completion=g.text, score=float(v.score), status=str(v.status), passed=bool(v.passed),
             feedback=str(v.feedback or ""), num_tokens=g.num_tokens, truncated=g.truncated,
-        )  # fmt: skip
+        )
         for (pi, p, prompt, s), g, v in zip(flat, gens, verdicts)
     ]
 
@@ -308,43 +321,43 @@ def evaluate(
     """
     base, env_id, env_kwargs, created = resolve_env(env, env_kwargs)
     try:
-        config = _make_config(model, base, env_id, n, samples, ks, temperature, top_p, max_new_tokens, stop,
-                              batch_size, seed, offset, env_kwargs, model_name)  # fmt: skip
+        size = _num_problems(base)
+        if n is None:
+            if size is None:
+                raise ValueError(f"{env_id} is procedural (no fixed number of problems); pass n (--n)")
+            n = size - offset
+        if temperature is None:
+            temperature = 0.0 if samples == 1 else 1.0
+        config = EvalConfig(
+            env_id=env_id, model=model_name or str(getattr(model, "name_or_path", "") or type(model).__name__),
+            n=n, env_kwargs=env_kwargs, model_digest=_model_digest(model), offset=offset, samples=samples,
+            ks=tuple(sorted({int(k) for k in ks})), temperature=float(temperature), top_p=float(top_p),
+            max_new_tokens=max_new_tokens, stop=tuple(stop), batch_size=batch_size, seed=seed,
+        )
+        validate_config(config, size)
         return _evaluate(model, tokenizer, base, config, output_dir, overwrite, progress)
     finally:
         if created:
             base.close()
 
 
-def _make_config(model, env, env_id, n, samples, ks, temperature, top_p, max_new_tokens, stop, batch_size, seed,
-                 offset, env_kwargs, model_name) -> EvalConfig:  # fmt: skip
-    size = _num_problems(env)
-    if n is None:
-        if size is None:
-            raise ValueError(f"{env_id} is procedural (no fixed number of problems); pass n (--n)")
-        n = size - offset
-    ks = tuple(sorted(set(int(k) for k in ks)))
+def validate_config(c: EvalConfig, num_problems: int | None = None) -> None:
+    """Raise ``ValueError`` naming the first invalid field of ``c`` (``num_problems``: the env's size, if fixed)."""
     checks = [
-        (n >= 1, f"n must be >= 1, got {n}"),
-        (offset >= 0, f"offset must be >= 0, got {offset}"),
-        (size is None or offset + n <= size, f"{env_id} has {size} problems; offset {offset} + n {n} exceeds it"),
-        (samples >= 1, f"samples must be >= 1, got {samples}"),
-        (bool(ks) and min(ks) >= 1 and max(ks) <= samples, f"each k must be in 1..samples={samples}, got {ks}"),
-        (batch_size >= 1 and max_new_tokens >= 1, "batch_size and max_new_tokens must be >= 1"),
-        (temperature is None or temperature >= 0, f"temperature must be >= 0, got {temperature}"),
-        (0 < top_p <= 1, f"top_p must be in (0, 1], got {top_p}"),
+        (c.n >= 1, f"n must be >= 1, got {c.n}"),
+        (c.offset >= 0, f"offset must be >= 0, got {c.offset}"),
+        (num_problems is None or c.offset + c.n <= num_problems,
+         f"{c.env_id} has {num_problems} problems; offset {c.offset} + n {c.n} exceeds it"),
+        (c.samples >= 1, f"samples must be >= 1, got {c.samples}"),
+        (bool(c.ks) and min(c.ks) >= 1 and max(c.ks) <= c.samples,
+         f"each k must be in 1..samples={c.samples}, got {list(c.ks)}"),
+        (c.batch_size >= 1 and c.max_new_tokens >= 1, "batch_size and max_new_tokens must be >= 1"),
+        (c.temperature >= 0, f"temperature must be >= 0, got {c.temperature}"),
+        (0 < c.top_p <= 1, f"top_p must be in (0, 1], got {c.top_p}"),
     ]
     for ok, message in checks:
         if not ok:
             raise ValueError(message)
-    if temperature is None:
-        temperature = 0.0 if samples == 1 else 1.0
-    name = model_name or str(getattr(model, "name_or_path", "") or type(model).__name__)
-    return EvalConfig(
-        env_id=env_id, model=name, n=n, env_kwargs=dict(env_kwargs or {}), model_digest=_model_digest(model),
-        offset=offset, samples=samples, ks=ks, temperature=float(temperature), top_p=float(top_p),
-        max_new_tokens=max_new_tokens, stop=tuple(stop), batch_size=batch_size, seed=seed,
-    )  # fmt: skip
 
 
 def _evaluate(model, tokenizer, env, config: EvalConfig, output_dir, overwrite: bool, progress: bool) -> EvalReport:
@@ -362,7 +375,7 @@ def _evaluate(model, tokenizer, env, config: EvalConfig, output_dir, overwrite: 
     model.eval()
     try:
         with tqdm(total=config.n, initial=len(records) // config.samples, desc=f"eval {config.env_id}",
-                  unit="problem", disable=not progress) as bar:  # fmt: skip
+                  unit="problem", disable=not progress) as bar:
             for chunk in range(num_chunks):
                 if chunk in finished:
                     continue

@@ -76,6 +76,11 @@ def _operand(t: Tensor, acc: torch.dtype) -> Tensor:
     return t if _native_low_precision(t, acc) else t.to(acc)
 
 
+def _same(a: Tensor, b: Tensor) -> bool:
+    """True when two tensors view the same memory the same way (the live teacher shares the student's W)."""
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
+
+
 def _mm(a: Tensor, b: Tensor, acc: torch.dtype, out: Tensor | None = None) -> Tensor:
     """a @ b with an ``acc`` result; ``out`` is used when the operands are already ``acc``."""
     if a.dtype == acc:
@@ -129,7 +134,8 @@ class _SDPGHeadFn(torch.autograd.Function):
     def forward(ctx, h, w, bias, targets, th, tw, rh, rw, temperature, chunk_size):  # noqa: D102
         n, v, acc = h.shape[0], w.shape[0], _acc_dtype(h)
         wf, bf = _operand(w, acc), None if bias is None else bias.to(acc)
-        views = [(hid, _operand(wt, acc)) if hid is not None else None for hid, wt in ((th, tw), (rh, rw))]
+        cast = lambda wt: wf if _same(wt, w) else _operand(wt, acc)  # noqa: E731  (one upcast for a live teacher)
+        views = [(hid, cast(wt)) if hid is not None else None for hid, wt in ((th, tw), (rh, rw))]
         bufs: dict[str, Tensor] = {}
         buf = lambda name, c: _buffer(bufs, name, c, v, h, acc)  # noqa: E731
         new = lambda *shape: torch.empty(n, *shape, dtype=acc, device=h.device)  # noqa: E731
@@ -170,8 +176,9 @@ class _SDPGHeadFn(torch.autograd.Function):
         n, v, acc, temp = h.shape[0], w.shape[0], _acc_dtype(h), ctx.temperature
         row = lambda g: None if g is None else g.to(acc) / temp  # noqa: E731  (temperature folded in)
         gl, ge = row(g_logp), row(g_ent)
+        wf, bf = _operand(w, acc), None if bias is None else bias.to(acc)
         views = [  # (hidden, weight, row grad, stats, kl) for the views whose KL received a gradient
-            (hid, _operand(wt, acc), row(g), st, kl)
+            (hid, wf if _same(wt, w) else _operand(wt, acc), row(g), st, kl)
             for hid, wt, g, st, kl in ((th, tw, g_klt, st_t, kl_t), (rh, rw, g_klr, st_r, kl_r))
             if hid is not None and g is not None
         ]
@@ -182,7 +189,6 @@ class _SDPGHeadFn(torch.autograd.Function):
         for term, scale in ((gl, 1.0), (ge, ent), *((g, kl) for _, _, g, _, kl in views)):
             if term is not None:
                 k.sub_(term * scale)
-        wf, bf = _operand(w, acc), None if bias is None else bias.to(acc)
         bufs: dict[str, Tensor] = {}
         buf = lambda name, c: _buffer(bufs, name, c, v, h, acc)  # noqa: E731
         dh = torch.empty(n, h.shape[1], dtype=acc, device=h.device) if need_h else None

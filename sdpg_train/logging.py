@@ -159,6 +159,13 @@ def step_metrics(batch: Any, tview: Any, adv_stats: Mapping[str, float], acc: Ma
     m: dict[str, float] = dict(adv_stats)
     for status, count in sorted(Counter(batch.statuses).items()):
         m[f"status/{status}"] = float(count)
+    per_func: dict[str, list[float]] = {}
+    for r in batch.results:
+        funcs = (r.details or {}).get("rewards")
+        for name, value in (funcs.items() if isinstance(funcs, Mapping) else ()):
+            per_func.setdefault(name, []).append(float(value))
+    for name, values in sorted(per_func.items()):
+        m[f"rewards/{name}/mean"] = sum(values) / len(values)
     if len(set(batch.sources)) > 1:
         for src in sorted(set(batch.sources)):
             m[f"rewards/{src}/mean"] = float(batch.rewards[[s == src for s in batch.sources]].mean())

@@ -20,12 +20,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from sdpg_envs.verifiers.code.status import STATUSES as CODE_TAXONOMY
+
 RESULTS_FILE = "results.json"
 SAMPLES_FILE = "samples.jsonl"
 FORMAT = "sdpg-eval/1"
-CODE_STATUSES = frozenset(
-    {"passed", "wrong_answer", "compile_error", "runtime_error", "memory_limit", "output_limit", "sandbox_error"}
-)
+CODE_STATUSES = frozenset(CODE_TAXONOMY) - {"timeout"}
 """Statuses only code verifiers emit (``timeout`` is shared with math): their presence means compile errors apply."""
 _PACKAGES = ("sdpg", "torch", "transformers", "gymnasium", "sympy", "numpy")
 

@@ -62,6 +62,61 @@ class EnvSource:
         return self.env.build_context(problem, result) or ""
 
 
+class DatasetSource:
+    """A :class:`TaskSource` over a prompt dataset scored by TRL-style reward functions.
+
+    Each row needs a text ``prompt`` column; every other column is passed to the reward functions as a keyword
+    argument (lists, one entry per completion), as TRL's ``GRPOTrainer`` does. The reward is the sum of the
+    functions' values (``None`` counts as 0); the privileged context is the row's ``privileged_context`` column
+    (empty when absent). Problem ``i`` is drawn as ``default_rng(seed).integers(len(dataset))``.
+    """
+
+    def __init__(self, dataset: Any, reward_funcs: Any, name: str = "dataset") -> None:
+        self.dataset = dataset
+        self.funcs = list(reward_funcs) if isinstance(reward_funcs, (list, tuple)) else [reward_funcs]
+        self.name = name
+        if len(dataset) < 1:
+            raise ValueError("train_dataset is empty")
+        bad = [f for f in self.funcs if not callable(f)]
+        if bad:
+            raise TypeError(f"reward_funcs must be callables fn(prompts, completions, **columns); got {bad[:1]}")
+        first = dict(dataset[0])
+        if not isinstance(first.get("prompt"), str):
+            raise ValueError("train_dataset needs a text 'prompt' column (conversational prompts are not supported "
+                             "yet; e.g. sdpg_envs.to_dataset(env, chat=False))")
+
+    def sample(self, seed: int) -> Problem:
+        i = int(np.random.default_rng(seed).integers(len(self.dataset)))
+        row = dict(self.dataset[i])
+        answer = row.get("answer")
+        return Problem(str(row.get("id", row.get("problem_id", i))), row["prompt"],
+                       answer=None if answer is None else str(answer), solution=row.get("solution"), metadata=row)
+
+    def prompt(self, problem: Problem) -> str:
+        return problem.prompt
+
+    def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[VerifierResult]:
+        columns = {k: [p.metadata.get(k) for p in problems] for k in problems[0].metadata if k != "prompt"}
+        prompts = [p.prompt for p in problems]
+        per_func: dict[str, list[float]] = {}
+        for fn in self.funcs:
+            values = fn(prompts=prompts, completions=list(completions), **columns)
+            if len(values) != len(completions):
+                raise RuntimeError(f"reward function {_fn_name(fn)} returned {len(values)} values for "
+                                   f"{len(completions)} completions")
+            per_func[_fn_name(fn)] = [0.0 if v is None else float(v) for v in values]
+        totals = [sum(vals[i] for vals in per_func.values()) for i in range(len(completions))]
+        return [VerifierResult(t, "scored", "", {"rewards": {k: v[i] for k, v in per_func.items()}})
+                for i, t in enumerate(totals)]
+
+    def context(self, problem: Problem, result: VerifierResult) -> str:
+        return str(problem.metadata.get("privileged_context") or "")
+
+
+def _fn_name(fn: Any) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
 @dataclass
 class RolloutBatch:
     """N = B·G sampled completions with everything the teacher view and the loss need."""

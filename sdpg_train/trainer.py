@@ -25,7 +25,7 @@ from sdpg_train.head import sdpg_head
 from sdpg_train.logging import make_logger, progress_postfix, step_metrics, write_samples
 from sdpg_train.loss import beta_schedule, sdpg_loss
 from sdpg_train.model_io import CompletionModel, MicroBatch, load_model_and_tokenizer, plan_step, sampled_logprobs
-from sdpg_train.rollout import RolloutBatch, collect_rollouts, make_sources, pad_token_id
+from sdpg_train.rollout import DatasetSource, RolloutBatch, collect_rollouts, make_sources, pad_token_id
 from sdpg_train.teacher import build_teacher_view, ema_update_, make_teacher_and_ref
 
 
@@ -52,13 +52,12 @@ class SDPGTrainer:
             None uses ``args.env_ids``.
         args: the :class:`SDPGConfig` (default config when None).
         processing_class: the tokenizer (loaded from the model path when None).
-        reward_funcs, train_dataset: TRL-style reward functions over a dataset (not supported yet).
+        reward_funcs, train_dataset: TRL style instead of ``env``: callables ``fn(prompts, completions, **columns)``
+            (summed) over a dataset with a text ``prompt`` column (optional ``privileged_context`` column).
     """
 
     def __init__(self, model: Any = None, env: Any = None, args: SDPGConfig | None = None,
                  processing_class: Any = None, reward_funcs: Any = None, train_dataset: Any = None) -> None:
-        if reward_funcs is not None or train_dataset is not None:
-            raise NotImplementedError("reward_funcs/train_dataset are not supported yet; pass env=... instead")
         self.args = args = args or SDPGConfig()
         self.dist = init_distributed(args.device)
         seed_everything(args.seed)
@@ -68,7 +67,14 @@ class SDPGTrainer:
         self.policy = CompletionModel(lm).to(self.dist.device)
         self.train_model = wrap_model(self.policy, self.dist)
         self.teacher, self.ref = make_teacher_and_ref(self.policy, args.teacher_model_kind, args.needs_ref)
-        self.sources, self.weights = make_sources(env, args.env_ids, args.env_kwargs, args.env_weights)
+        if (reward_funcs is None) != (train_dataset is None):
+            raise ValueError("reward_funcs and train_dataset go together (TRL style); or pass env=...")
+        if reward_funcs is not None:
+            if env is not None:
+                raise ValueError("pass either env=... or reward_funcs + train_dataset, not both")
+            self.sources, self.weights = [DatasetSource(train_dataset, reward_funcs)], [1.0]
+        else:
+            self.sources, self.weights = make_sources(env, args.env_ids, args.env_kwargs, args.env_weights)
         self.optimizer, self.scheduler = make_optimizer(self.policy, args)
         self.pad_id = pad_token_id(self.tokenizer)
         self.output_dir = Path(args.output_dir or _default_run_dir(args, self.sources))

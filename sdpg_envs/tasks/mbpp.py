@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import warnings
 
 from sdpg_envs.tasks.sources import ListSource, data_dir, load_records, select
 from sdpg_envs.types import Problem
@@ -36,8 +37,10 @@ def _lines(value: object) -> list[str]:
 def tested_function(code: str, first_assert: str) -> str | None:
     """The reference's top-level function that the first assert calls (MBPP gives no entry point)."""
     try:
-        defined = {n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
-        tree = ast.parse(first_assert)
+        with warnings.catch_warnings():  # invalid escapes in some references' regexes
+            warnings.simplefilter("ignore")
+            defined = {n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+            tree = ast.parse(first_assert)
     except SyntaxError:
         return None
     calls = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]

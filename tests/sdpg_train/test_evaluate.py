@@ -20,6 +20,15 @@ ARITH = "sdpg/Arith-v0"
 TEST_SPLIT = {"split": "test"}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads; on busy cores two threads made generate ~20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # ----------------------------------------------------------------------------------------- pass@k
 
 
@@ -72,8 +81,9 @@ def test_compute_metrics_aggregates_per_problem():
     assert m["pass_at_k"]["pass@2"] == pytest.approx(((1 - 1 / 6) + 0 + 1) / 3)  # 1 - C(2,2)/C(4,2)
     assert m["pass_at_k"]["pass@4"] == pytest.approx(2 / 3)
     assert m["compile_error_rate"] == pytest.approx(2 / 12)
-    assert m["status_counts"] == {"passed": 6, "wrong_answer": 2, "compile_error": 2, "runtime_error": 1,
-                                  "timeout": 1}
+    assert m["status_counts"] == {"passed": 6, "compile_error": 2, "wrong_answer": 2, "runtime_error": 1,
+                                  "timeout": 1, "memory_limit": 0, "output_limit": 0, "sandbox_error": 0}
+    assert list(m["status_counts"])[:3] == ["passed", "compile_error", "wrong_answer"]  # by count, then name
     assert m["mean_completion_tokens"] == pytest.approx((8 * 3 + 4 * 5) / 12)
     with pytest.raises(ValueError, match="pass@8 needs at least 8"):
         compute_metrics(records, ks=(8,))
@@ -82,6 +92,7 @@ def test_compute_metrics_aggregates_per_problem():
 def test_compile_error_rate_only_for_code_statuses():
     math_records = [_rec(0, 0, "correct", 1.0), _rec(1, 0, "unparsable", 0.0)]
     assert compute_metrics(math_records)["compile_error_rate"] is None
+    assert compute_metrics(math_records)["status_counts"] == {"correct": 1, "unparsable": 1}
     assert compute_metrics(math_records, code_task=True)["compile_error_rate"] == 0.0
 
 
@@ -146,6 +157,20 @@ def test_resume_continues_interrupted_run_and_matches_full_run(tiny_model, token
     assert again.meta["timing"]["resumed_samples"] == 12 and list(again.metrics["pass_at_k"]) == ["pass@2"]
 
 
+@pytest.mark.timeout(120)
+def test_an_evaluation_can_grow_but_not_shrink(tiny_model, tokenizer, arith, tmp_path):
+    # n=5 with 2-problem chunks: chunks {0,1}, {2,3} are full and reused; the partial chunk {4} is redone
+    small = _eval(tiny_model, tokenizer, arith, n=5, output_dir=tmp_path / "grow")
+    grown = _eval(tiny_model, tokenizer, arith, n=8, output_dir=tmp_path / "grow")
+    fresh = _eval(tiny_model, tokenizer, arith, n=8)
+    assert grown.meta["timing"]["resumed_samples"] == 8
+    assert [r.completion for r in grown.records] == [r.completion for r in fresh.records]
+    assert [r.completion for r in grown.records[:8]] == [r.completion for r in small.records[:8]]
+    with pytest.raises(ValueError, match="holds an evaluation of 8 problems, more than the 4"):
+        _eval(tiny_model, tokenizer, arith, n=4, output_dir=tmp_path / "grow")
+    assert len((tmp_path / "grow" / SAMPLES_FILE).read_text().splitlines()) == 16
+
+
 @pytest.mark.timeout(60)
 def test_resume_refuses_a_different_config(tiny_model, tokenizer, arith, tmp_path):
     _eval(tiny_model, tokenizer, arith, n=2, output_dir=tmp_path)
@@ -187,8 +212,7 @@ def test_cli_eval_end_to_end(tiny_model_dir, tmp_path):
     cmd = [sys.executable, "-m", "sdpg_train", "eval", "--model", str(tiny_model_dir), "--env", ARITH,
            "--env-kwargs", json.dumps(TEST_SPLIT), "--n", "3", "--samples", "2", "--k", "1,2",
            "--max-new-tokens", "6", "--output", str(out), "--seed", "3"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=170,
-                          env={**_env(), "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=170, env=_env())
     assert proc.returncode == 0, proc.stderr
     assert "| pass@2 |" in proc.stdout and "| status | count | share |" in proc.stdout
     assert "eval sdpg/Arith-v0" in proc.stderr  # tqdm progress
@@ -205,7 +229,7 @@ def test_cli_eval_end_to_end(tiny_model_dir, tmp_path):
 def _env() -> dict[str, str]:
     import os
 
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
 def test_pass_at_k_is_monotone_in_k():

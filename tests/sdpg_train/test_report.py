@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+import torch
 
 from sdpg_train.evaluate import compute_metrics, evaluate
 from sdpg_train.report import (
@@ -21,6 +22,15 @@ from sdpg_train.report import (
     read_samples,
     write_json_atomic,
 )
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads; on busy cores two threads made generate ~20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def recompute_from_file(samples_path: Path, ks: list[int]) -> dict:
@@ -56,7 +66,7 @@ def _check_consistent(out: Path, ks: list[int], code: bool) -> dict:
     for key in ("num_samples", "num_problems", "accuracy", "pass_rate", "mean_completion_tokens", "truncated_rate"):
         assert metrics[key] == pytest.approx(expected[key]), key
     assert metrics["pass_at_k"] == pytest.approx(expected["pass_at_k"])
-    assert metrics["status_counts"] == expected["status_counts"]
+    assert {k: v for k, v in metrics["status_counts"].items() if v} == expected["status_counts"]
     assert metrics["compile_error_rate"] == (pytest.approx(expected["compile_error_rate"]) if code else None)
     return metrics
 

@@ -103,7 +103,7 @@ def test_stop_strings_in_generation(tiny_model, tokenizer, arith):
     # the random tiny model emits bytes uniformly-ish; a one-byte stop string set is hit quickly
     gen = {**GEN, "max_completion_length": 24, "stop_strings": ["a", "e", "i", "o", "u"]}
     batch = _collect(tiny_model, tokenizer, arith, gen=gen, b=2, g=4)
-    for c, text, clipped in zip(batch.completion_ids, batch.completions, batch.clipped):
+    for c, clipped in zip(batch.completion_ids, batch.clipped):
         raw = tokenizer.decode(c, skip_special_tokens=False)
         hits = [s for s in "aeiou" if s in raw]
         if hits:  # cut right after the first stop string

@@ -136,3 +136,23 @@ def test_non_finite_gradients_skip_the_update(tmp_path):
     m = trainer.train()
     assert m["train/skipped_updates"] == 1.0
     assert all(torch.equal(v, before[k]) for k, v in trainer.model.named_parameters())
+
+
+@pytest.mark.timeout(120)
+def test_trl_style_reward_funcs_and_dataset(tmp_path):
+    from sdpg_envs import as_reward_func, to_dataset
+
+    def short_bonus(prompts, completions, answer, **kwargs):  # dataset columns arrive as keyword lists
+        assert len(answer) == len(completions)
+        return [0.5 if len(c) < 5 else None for c in completions]
+
+    data = to_dataset("sdpg/Arith-v0", n=20)
+    trainer = SDPGTrainer("tiny", reward_funcs=[as_reward_func("sdpg/Arith-v0"), short_bonus], train_dataset=data,
+                          args=tiny_cfg(tmp_path, max_steps=1, context_sources=["env", "reference"]))
+    m = trainer.train()
+    names = sorted(k for k in m if k.startswith("rewards/"))
+    assert len(names) == 2 and "rewards/short_bonus/mean" in names
+    assert m["reward"] == pytest.approx(sum(m[k] for k in names))
+    assert m["distill/context_empty_frac"] == 0.0  # privileged_context column + the reference answer
+    with pytest.raises(ValueError, match="go together"):
+        SDPGTrainer("tiny", reward_funcs=short_bonus, args=tiny_cfg(tmp_path))
