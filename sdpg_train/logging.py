@@ -183,10 +183,16 @@ def step_metrics(batch: Any, tview: Any, adv_stats: Mapping[str, float], acc: Ma
             m[name] = value / n_tok
         elif kind == "max":
             m[name] = value
+    if acc.get("teacher/tokens"):
+        m["distill/kl"] = acc["teacher/sum/distill/kl"] / acc["teacher/tokens"]
+        m["distill/teacher_entropy"] = acc["teacher/sum/distill/teacher_entropy"] / acc["teacher/tokens"]
     if tview is not None:
-        m["distill/context_len"] = sum(tview.context_tokens) / len(tview.context_tokens)
-        m["distill/context_empty_frac"] = sum(1 for c in tview.contexts if not c) / len(tview.contexts)
-        m["distill/context_truncated_frac"] = sum(tview.truncated) / len(tview.truncated)
+        act = [i for i, a in enumerate(tview.active) if a]
+        m["distill/teacher_frac"] = len(act) / len(tview.active)
+        if act:
+            m["distill/context_len"] = sum(tview.context_tokens[i] for i in act) / len(act)
+            m["distill/context_empty_frac"] = sum(1 for i in act if not tview.contexts[i]) / len(act)
+            m["distill/context_truncated_frac"] = sum(tview.truncated[i] for i in act) / len(act)
     m.update({"train/grad_norm": acc.get("train/grad_norm", 0.0) / updates, "train/learning_rate": lr,
               "train/skipped_updates": float(acc.get("train/skipped_updates", 0)),
               "train/micro_batches": float(acc.get("train/micro_batches", 0)),

@@ -146,23 +146,25 @@ class MicroBatch:
     mask: Tensor  # (Ntok,) bool, True on every (real) completion token
     old_logp: Tensor | None = None  # (Ntok,) filled once per step
     ref_logp: Tensor | None = None  # (Ntok,) filled once per step when a reference model is used
+    teacher_tokens: Tensor | None = None  # (Ntok,) bool: tokens the teacher view covers (None: all, if any)
 
     @property
     def num_tokens(self) -> int:
         return int(self.mask.sum())
 
 
-def plan_step(batch: RolloutBatch, teacher_prompts: Sequence[Sequence[int]] | None, advantages: Tensor, *,
+def plan_step(batch: RolloutBatch, teacher_prompts: Sequence[Sequence[int] | None] | None, advantages: Tensor, *,
               num_mini_batches: int, max_tokens: int, pad_id: int,
               device: torch.device | str) -> list[list[MicroBatch]]:
     """Split a step's samples into mini-batches (whole groups) of token-budgeted micro-batches.
 
     The same layout serves the old/ref log-prob pass and the update, so all log-probs share one numeric path.
+    Samples whose teacher prompt is None get no teacher view (their tokens are False in ``teacher_tokens``).
     """
     n, per_mini = len(batch), len(batch) // num_mini_batches
     lengths = batch.completion_lengths
     s_lens = [len(p) for p in batch.prompt_ids]
-    t_lens = [len(p) for p in teacher_prompts] if teacher_prompts is not None else s_lens
+    t_lens = s_lens if teacher_prompts is None else [len(t or p) for t, p in zip(teacher_prompts, batch.prompt_ids)]
     minis = []
     for m in range(num_mini_batches):
         idx = range(m * per_mini, min(n, (m + 1) * per_mini))
@@ -170,10 +172,17 @@ def plan_step(batch: RolloutBatch, teacher_prompts: Sequence[Sequence[int]] | No
         for mb in plan_micro_batches(s_lens, t_lens, lengths.tolist(), max_tokens, indices=idx):
             comps = [batch.completion_ids[i] for i in mb]
             student = build_view([batch.prompt_ids[i] for i in mb], comps, pad_id).to(device)
-            teacher = (build_view([teacher_prompts[i] for i in mb], comps, pad_id).to(device)
-                       if teacher_prompts is not None else None)
+            active = [teacher_prompts is not None and teacher_prompts[i] is not None for i in mb]
+            teacher = tokens = None
+            if any(active):
+                rows = [i for i, a in zip(mb, active) if a]
+                teacher = build_view([teacher_prompts[i] for i in rows], [batch.completion_ids[i] for i in rows],
+                                     pad_id).to(device)
+                if not all(active):
+                    tokens = torch.repeat_interleave(torch.tensor(active), lengths[mb]).to(device)  # (Ntok,)
             adv = torch.repeat_interleave(advantages[mb], lengths[mb]).to(device)  # (Ntok,)
-            micro.append(MicroBatch(list(mb), student, teacher, adv, torch.ones_like(adv, dtype=torch.bool)))
+            micro.append(MicroBatch(list(mb), student, teacher, adv, torch.ones_like(adv, dtype=torch.bool),
+                                    teacher_tokens=tokens))
         minis.append(micro)
     return minis
 

@@ -35,13 +35,16 @@ TRUNCATION_MARK = " … [context truncated]"
 class TeacherView:
     """Teacher prompts for every sample of a batch (the completion ids are the batch's, unchanged)."""
 
-    prompt_ids: list[list[int]]
-    """Teacher prompt ids per sample (chat-templated, no padding); equals the student prompt when no context."""
+    prompt_ids: list[list[int] | None]
+    """Teacher prompt ids per sample (chat-templated, no padding); equals the student prompt when no context;
+    None for samples that need no teacher (gated out)."""
     contexts: list[str]
     """The privileged context each teacher saw (after truncation)."""
     context_tokens: list[int]
     """Context length in tokens (before truncation) per sample."""
     truncated: list[bool]
+    active: list[bool]
+    """Whether each sample gets a teacher forward (False: gated out, its distillation weight is 0)."""
 
 
 def sibling_solution(batch: RolloutBatch, i: int, threshold: float) -> str:
@@ -131,18 +134,27 @@ def build_teacher_view(
     max_context_length: int,
     success_threshold: float = 0.5,
     chat_template_kwargs: dict | None = None,
+    active: Sequence[bool] | None = None,
 ) -> TeacherView:
-    """Teacher prompts for every sample of ``batch``."""
+    """Teacher prompts for the samples of ``batch`` marked ``active`` (all when None)."""
     k = generation_prompt_len(tokenizer, chat_template_kwargs)
-    ids, ctxs, ntok, trunc = [], [], [], []
+    active = [True] * len(batch) if active is None else [bool(a) for a in active]
+    ids: list[list[int] | None] = []
+    ctxs, ntok, trunc = [], [], []
     for i, raw in enumerate(build_contexts(batch, sources, success_threshold)):
+        if not active[i]:
+            ids.append(None)
+            ctxs.append("")
+            ntok.append(0)
+            trunc.append(False)
+            continue
         ctx, n, cut = truncate_context(tokenizer, raw, max_context_length) if raw else ("", 0, False)
         ids.append(teacher_prompt_ids(tokenizer, batch.prompts[i], ctx, batch.prompt_ids[i], template=template,
                                       chat_template_kwargs=chat_template_kwargs, gen_prompt_len=k))
         ctxs.append(ctx)
         ntok.append(n)
         trunc.append(cut)
-    return TeacherView(prompt_ids=ids, contexts=ctxs, context_tokens=ntok, truncated=trunc)
+    return TeacherView(prompt_ids=ids, contexts=ctxs, context_tokens=ntok, truncated=trunc, active=active)
 
 
 # ---------------------------------------------------------------------------- teacher weights

@@ -33,8 +33,11 @@ def compute_loss(cfg: SDPGConfig, out, mb: MicroBatch, beta: float, num_tokens: 
     """The single loss dispatch point: per-token head outputs of one micro-batch -> (loss, stats)."""
     if cfg.loss in ("sdpg", "grpo"):
         old_logp = out.logp.detach() if mb.old_logp is None else mb.old_logp
+        kl_teacher = out.kl_teacher
+        if kl_teacher is None and beta > 0:  # no sample of this micro-batch passed the gate: nothing to distil
+            kl_teacher = torch.zeros_like(out.logp)
         return sdpg_loss(
-            out.logp, old_logp, mb.advantages, mb.mask, kl_teacher=out.kl_teacher,
+            out.logp, old_logp, mb.advantages, mb.mask, kl_teacher=kl_teacher,
             ref_logp=None if cfg.full_ref_kl else mb.ref_logp, kl_ref_full=out.kl_ref, beta=beta,
             alpha=cfg.alpha, kl_mode=cfg.kl_mode, gate_positive=cfg.gate_positive, clip_low=cfg.clip_low,
             clip_high=cfg.clip_high, dual_clip_c=cfg.dual_clip_c, kl_clamp=cfg.kl_clamp, num_tokens=num_tokens,
@@ -131,11 +134,12 @@ class SDPGTrainer:
         adv, adv_stats = group_advantages(batch.rewards, batch.group_size, scale=args.advantage_scale)
         # 3. teacher view: template(privileged context, prompt) ++ the exact completion ids
         tview = None
-        if beta > 0:
+        if beta > 0:  # with gate_positive only samples with A > 0 are distilled, so only they need a teacher
             tview = build_teacher_view(
                 self.tokenizer, batch, sources=args.context_sources, template=args.teacher_template,
                 max_context_length=args.max_context_length, success_threshold=args.success_reward_threshold,
-                chat_template_kwargs=args.chat_template_kwargs)
+                chat_template_kwargs=args.chat_template_kwargs,
+                active=(adv > 0).tolist() if args.gate_positive else None)
         minis = plan_step(batch, tview.prompt_ids if tview is not None else None, adv,
                           num_mini_batches=args.num_mini_batches, max_tokens=args.max_tokens_per_micro_batch,
                           pad_id=self.pad_id, device=self.dist.device)
@@ -173,11 +177,12 @@ class SDPGTrainer:
             ctx = self.train_model.no_sync() if self.dist.enabled and not sync else contextlib.nullcontext()
             with ctx:
                 ts = time.perf_counter()
-                with torch.no_grad():  # teacher forward: stop-gradient, never part of the graph
-                    h_teacher = self._teacher_module()(**mb.teacher.inputs()) if mb.teacher is not None else None
-                    h_ref = self.ref(**mb.student.inputs()) if args.full_ref_kl and self.ref is not None else None
-                tt = time.perf_counter()
                 h_student = self.train_model(**mb.student.inputs())  # (Ntok, H), student forward with grad
+                tt = time.perf_counter()
+                with torch.no_grad():  # teacher forward: stop-gradient, never part of the graph
+                    h_teacher = self._teacher_hidden(mb, h_student)
+                    h_ref = self.ref(**mb.student.inputs()) if args.full_ref_kl and self.ref is not None else None
+                tu = time.perf_counter()
                 out = sdpg_head(
                     h_student, self.policy.lm_head_weight, mb.student.targets, teacher_hidden=h_teacher,
                     teacher_weight=None if h_teacher is None else self._teacher_module().lm_head_weight.detach(),
@@ -185,8 +190,8 @@ class SDPGTrainer:
                     lm_bias=self.policy.lm_head_bias, **self._head_kw)
                 loss, stats = compute_loss(args, out, mb, beta, num_tokens)
                 (loss * scale).backward()
-                acc["time/teacher"] += tt - ts
-                acc["time/student"] += time.perf_counter() - tt
+                acc["time/teacher"] += tu - tt
+                acc["time/student"] += time.perf_counter() - tu + tt - ts
             _accumulate(acc, out, stats, mb, loss)
             acc["train/micro_batches"] += 1
         grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -208,6 +213,17 @@ class SDPGTrainer:
     def _teacher_module(self) -> CompletionModel:
         return self.policy if self.teacher is None else self.teacher
 
+    def _teacher_hidden(self, mb: MicroBatch, h_student: torch.Tensor) -> torch.Tensor | None:
+        """(Ntok, H) teacher hidden states; gated-out rows reuse the student's (KL = 0, weight 0 anyway)."""
+        if mb.teacher is None:
+            return None
+        h = self._teacher_module()(**mb.teacher.inputs())  # (Ntok_active, H)
+        if mb.teacher_tokens is None:
+            return h
+        full = h_student.detach().clone()  # (Ntok, H)
+        full[mb.teacher_tokens] = h.to(full.dtype)
+        return full
+
     def _rollout(self, step: int) -> RolloutBatch:
         a = self.args
         gen = {"max_completion_length": a.max_completion_length, "temperature": a.temperature, "top_p": a.top_p,
@@ -222,9 +238,10 @@ class SDPGTrainer:
         a = self.args
         if not (a.log_completions and self.dist.is_main and a.num_completions_to_log):
             return
+        distilled = [bool(tview is not None and tview.active[i]) for i in range(len(batch))]
         rows = [{"source": batch.sources[i], "prompt": batch.prompts[i], "completion": batch.completions[i],
-                 "reward": float(batch.rewards[i]), "status": batch.statuses[i],
-                 "privileged_context": tview.contexts[i] if tview is not None else batch.contexts[i]}
+                 "reward": float(batch.rewards[i]), "status": batch.statuses[i], "distilled": distilled[i],
+                 "privileged_context": tview.contexts[i] if distilled[i] else batch.contexts[i]}
                 for i in range(min(a.num_completions_to_log, len(batch)))]
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_samples(self.output_dir / "samples.jsonl", step, rows)
@@ -269,10 +286,13 @@ def _accumulate(acc: Counter, out, stats: dict[str, float], mb: MicroBatch, loss
     acc["tokens"] += n
     acc["sum/loss/total"] += float(loss.detach())
     acc["mean/entropy"] += float(out.entropy.detach().sum())
-    if out.teacher_entropy is not None:
-        acc["mean/distill/teacher_entropy"] += float(out.teacher_entropy.sum())
+    if out.kl_teacher is not None:  # means over the tokens the teacher actually saw (gated-out rows excluded)
+        rows = mb.teacher_tokens if mb.teacher_tokens is not None else slice(None)
+        acc["teacher/tokens"] += int(out.kl_teacher[rows].numel())
+        acc["teacher/sum/distill/kl"] += float(out.kl_teacher.detach()[rows].sum())
+        acc["teacher/sum/distill/teacher_entropy"] += float(out.teacher_entropy[rows].sum())
     for k, v in stats.items():
-        if k in ("tokens", "beta", "alpha"):
+        if k in ("tokens", "beta", "alpha", "distill/kl"):
             continue
         if k.startswith("loss/"):
             acc[f"sum/{k}"] += v

@@ -38,6 +38,10 @@ def shared_benchmarks_dir() -> Path:
     return path
 
 
+# Tiny models run fastest single-threaded; it also keeps tests from fighting over the 2 CI cores.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything() -> None:
     random.seed(0)

@@ -36,6 +36,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="discard earlier results in --output")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is fastest for tiny models on busy cores)")
     parser.add_argument("--no-progress", action="store_true", help="disable the progress bar")
 
 
@@ -67,8 +69,14 @@ def load_model(model_id: str, tokenizer_id: str | None, device: str, dtype: str)
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     if torch_dtype == "auto" and device == "cpu":
         torch_dtype = torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype).to(device)
-    tokenizer = load_tokenizer(tokenizer_id or model_id)
+    for name in {model_id, tokenizer_id or model_id}:
+        if name.startswith(("/", "./", "../", "~")) and not Path(name).expanduser().exists():
+            raise ValueError(f"model path {name} does not exist")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=torch_dtype).to(device)
+        tokenizer = load_tokenizer(tokenizer_id or model_id)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot load model/tokenizer {model_id!r}: {exc}") from exc
     return model, tokenizer
 
 
@@ -80,6 +88,12 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(env_kwargs, dict):
             raise ValueError("--env-kwargs must be a JSON object")
         ks = _parse_ks(args.k, args.samples)
+        if args.threads is not None:
+            import torch
+
+            if args.threads < 1:
+                raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            torch.set_num_threads(args.threads)
         output = args.output or Path("eval_results") / f"{_slug(Path(args.model).name)}__{_slug(args.env)}"
         model, tokenizer = load_model(args.model, args.tokenizer, args.device, args.dtype)
         report = evaluate(

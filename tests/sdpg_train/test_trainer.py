@@ -156,3 +156,31 @@ def test_trl_style_reward_funcs_and_dataset(tmp_path):
     assert m["distill/context_empty_frac"] == 0.0  # privileged_context column + the reference answer
     with pytest.raises(ValueError, match="go together"):
         SDPGTrainer("tiny", reward_funcs=short_bonus, args=tiny_cfg(tmp_path))
+
+
+@pytest.mark.timeout(120)
+def test_gated_samples_skip_the_teacher_without_changing_active_kl(tmp_path):
+    """With gate_positive, samples with A <= 0 get no teacher view; the KL of the others is unchanged."""
+    from sdpg_train.head import sdpg_head
+    from sdpg_train.model_io import plan_step
+    from sdpg_train.teacher import build_teacher_view
+
+    trainer = SDPGTrainer(env=[ParityTask()], args=tiny_cfg(tmp_path, gate_positive=True, max_steps=1))
+    batch = trainer._rollout(1)
+    active = [i % 3 != 0 for i in range(len(batch))]
+    kw = dict(sources=["env"], template=trainer.args.teacher_template, max_context_length=48)
+    views = [build_teacher_view(trainer.tokenizer, batch, active=a, **kw) for a in (active, None)]
+    kls = []
+    for view in views:
+        (mb,) = plan_step(batch, view.prompt_ids, torch.zeros(len(batch)), num_mini_batches=1,
+                          max_tokens=10**6, pad_id=trainer.pad_id, device="cpu")[0]
+        with torch.no_grad():
+            h = trainer.policy(**mb.student.inputs())
+            out = sdpg_head(h, trainer.policy.lm_head_weight, mb.student.targets,
+                            teacher_hidden=trainer._teacher_hidden(mb, h))
+        kls.append(out.kl_teacher)
+    rows = torch.repeat_interleave(torch.tensor(active), batch.completion_lengths)
+    torch.testing.assert_close(kls[0][rows], kls[1][rows], atol=1e-6, rtol=1e-5)
+    assert kls[0][~rows].abs().max() < 1e-6 and kls[1][~rows].max() > 1e-4
+    m = trainer.train()
+    assert m["distill/teacher_frac"] < 1.0 and math.isfinite(m["loss/total"])
