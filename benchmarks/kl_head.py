@@ -5,6 +5,9 @@ full-vocabulary KL(p || SG q) to a live teacher (same LM-head weight, other hidd
 L = sum_t (c1 logp + c2 H + c3 KL) into the hidden states and the LM-head weight. "naive" materialises the
 (N, V) logits and lets autograd keep what it needs; "chunked" is :func:`sdpg_train.head.sdpg_head`.
 
+A third implementation, "fused", is :func:`sdpg_train.head.sdpg_head_loss`: the same objective passed as a
+token-separable loss, differentiated chunk by chunk inside the forward (no recomputation in backward).
+
 Each (implementation, N) runs in its own fresh subprocess. Memory:
   * CPU: peak extra RSS = VmHWM after the timed run - VmRSS before it, with the high-water mark reset through
     ``/proc/self/clear_refs`` after inputs are built and a small warm-up ran (so thread pools, MKL buffers and
@@ -12,7 +15,8 @@ Each (implementation, N) runs in its own fresh subprocess. Memory:
   * CUDA: ``torch.cuda.max_memory_allocated()`` after ``reset_peak_memory_stats()``, minus the memory
     allocated before the run.
 Error: the chunked run's outputs and gradients are compared with the naive run's (same inputs, same seed):
-``max_rel_err`` = max over (logp, entropy, kl, dL/dh, dL/dW) of ||chunked - naive|| / ||naive||.
+``max_rel_err`` = max over (logp, entropy, kl, dL/dh, dL/dW) of ||chunked - naive|| / ||naive|| (``fused_max_rel_err``
+likewise), and ``<impl>_err_vs_fp64`` the same for values and dL/dh on the first 128 tokens against fp64.
 
 Prints one JSON object per N, with the ratios to naive measured in the same run.
 
@@ -35,8 +39,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sdpg_train.head import sdpg_head  # noqa: E402
+from sdpg_train.head import sdpg_head, sdpg_head_loss  # noqa: E402
 
+IMPLS = ("naive", "chunked", "fused")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -66,6 +71,11 @@ def chunked(h, w, th, y, chunk_size: int):
 
 def _run(impl: str, h, w, th, y, coef, chunk_size: int):
     h.grad = w.grad = None
+    if impl == "fused":  # the same objective, differentiated chunk by chunk inside the forward
+        fn = lambda rows, lp, ent, kl, _klr: (coef[0, rows] * lp + coef[1, rows] * ent + coef[2, rows] * kl).sum()  # noqa: E731
+        loss, out = sdpg_head_loss(h, w, y, fn, teacher_hidden=th, chunk_size=chunk_size)
+        loss.backward()
+        return out.logp, out.entropy, out.kl_teacher
     outs = naive(h, w, th, y) if impl == "naive" else chunked(h, w, th, y, chunk_size)
     sum((c * o).sum() for c, o in zip(coef, outs)).backward()
     return outs
@@ -163,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=1, help="timed runs per config (min time, max peak)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--impl", choices=("naive", "chunked"), help=argparse.SUPPRESS)
+    p.add_argument("--impl", choices=IMPLS, help=argparse.SUPPRESS)
     p.add_argument("--save", type=str, default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -174,23 +184,29 @@ def main(argv: list[str] | None = None) -> int:
     ns = args.n or [512, 2048]
     with tempfile.TemporaryDirectory() as tmp:
         for n in ns:
-            res = {}
-            for impl in ("naive", "chunked"):
-                res[impl] = _spawn(args, impl, n, Path(tmp) / f"{impl}.pt")
+            res = {impl: _spawn(args, impl, n, Path(tmp) / f"{impl}.pt") for impl in IMPLS}
             row = {"n_tokens": n, "vocab": args.vocab, "hidden": args.hidden, "dtype": args.dtype,
                    "device": args.device, "chunk_size": args.chunk_size, "threads": args.threads or os.cpu_count()}
-            if res["naive"].get("oom") or res["chunked"].get("oom"):
-                row.update(naive_oom=bool(res["naive"].get("oom")), chunked_oom=bool(res["chunked"].get("oom")))
-            row.update(naive_peak_mb=res["naive"].get("peak_mb"), chunked_peak_mb=res["chunked"].get("peak_mb"),
-                       naive_s=res["naive"].get("s"), chunked_s=res["chunked"].get("s"))  # fmt: skip
-            if "s" in res["naive"] and "s" in res["chunked"]:
-                a, b = torch.load(Path(tmp) / "chunked.pt"), torch.load(Path(tmp) / "naive.pt")
-                errs = [_rel(x, y) for x, y in zip(a["outs"], b["outs"])] + [_rel(a["dh"], b["dh"]),
-                                                                            _rel(a["dw"], b["dw"])]  # fmt: skip
-                row.update(_truth_errors(args, n, {"chunked": a, "naive": b}))
-                row.update(max_rel_err=float(f"{max(errs):.3g}"),
-                           mem_ratio=round(row["chunked_peak_mb"] / row["naive_peak_mb"], 4),
-                           time_ratio=round(row["chunked_s"] / row["naive_s"], 3))  # fmt: skip
+            saved = {}
+            for impl in IMPLS:
+                if res[impl].get("oom"):
+                    row[f"{impl}_oom"] = True
+                row[f"{impl}_peak_mb"], row[f"{impl}_s"] = res[impl].get("peak_mb"), res[impl].get("s")
+                if "s" in res[impl]:
+                    saved[impl] = torch.load(Path(tmp) / f"{impl}.pt")
+            row.update(_truth_errors(args, n, saved))
+            if "naive" in saved:
+                b = saved["naive"]
+                for impl in ("chunked", "fused"):
+                    if impl not in saved:
+                        continue
+                    a = saved[impl]
+                    errs = [_rel(x, y) for x, y in zip(a["outs"], b["outs"])] + [_rel(a["dh"], b["dh"]),
+                                                                                _rel(a["dw"], b["dw"])]  # fmt: skip
+                    pre = "" if impl == "chunked" else "fused_"
+                    row.update({f"{pre}max_rel_err": float(f"{max(errs):.3g}"),
+                                f"{pre}mem_ratio": round(row[f"{impl}_peak_mb"] / row["naive_peak_mb"], 4),
+                                f"{pre}time_ratio": round(row[f"{impl}_s"] / row["naive_s"], 3)})  # fmt: skip
             print(json.dumps(row), flush=True)
     return 0
 

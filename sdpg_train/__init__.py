@@ -11,6 +11,8 @@ _EXPORTS: dict[str, str] = {
     "SDPGTrainer": "sdpg_train.trainer",
     "RolloutBatch": "sdpg_train.rollout",
     "TaskSource": "sdpg_train.rollout",
+    "EnvSource": "sdpg_train.rollout",
+    "DatasetSource": "sdpg_train.rollout",
     "collect_rollouts": "sdpg_train.rollout",
     "build_teacher_view": "sdpg_train.teacher",
     "EvalReport": "sdpg_train.report",

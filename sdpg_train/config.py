@@ -142,8 +142,9 @@ class SDPGConfig:
     """Gradient-norm clip (≤ 0 disables clipping; non-finite norms always skip the update)."""
     max_tokens_per_micro_batch: int = 8192
     """Micro-batch budget in padded tokens of the longer (teacher) view; sets gradient accumulation."""
-    head_chunk_size: int = 1024
-    """Tokens per chunk in the SDPG head (never materialises more than chunk × vocab logits)."""
+    head_chunk_size: int = 0
+    """Tokens per chunk in the SDPG head, which never holds more than a few (chunk × vocab) fp32 buffers; 0 = auto:
+    the chunk whose buffer is about 128 MiB (220 tokens for a 151,936-row LM head, 1024 for 32,768), 64–4096."""
     seed: int = 0
     """One seed for torch, numpy, Python, env problem selection and sampling."""
 
@@ -191,6 +192,12 @@ class SDPGConfig:
     def needs_teacher(self) -> bool:
         """Whether a teacher forward runs (β > 0)."""
         return self.effective_beta_base > 0
+
+    def head_chunk_for(self, vocab_size: int) -> int:
+        """The head's chunk size for an LM head of ``vocab_size`` rows (resolves ``head_chunk_size=0``)."""
+        if self.head_chunk_size:
+            return self.head_chunk_size
+        return int(min(4096, max(64, (128 * 2**20) // (4 * max(vocab_size, 1)))))
 
     @property
     def needs_ref(self) -> bool:
@@ -345,10 +352,11 @@ def _validate(c: SDPGConfig) -> None:
                "env_weights must be ≥ 0 with a positive sum")
     for name in ("num_prompts_per_step", "num_generations", "max_prompt_length", "max_completion_length",
                  "generation_batch_size", "max_context_length", "max_steps", "num_mini_batches",
-                 "max_tokens_per_micro_batch", "head_chunk_size", "logging_steps"):
+                 "max_tokens_per_micro_batch", "logging_steps"):
         _check(getattr(c, name) >= 1, f"{name} must be ≥ 1, got {getattr(c, name)}")
     for name in ("beta", "alpha", "learning_rate", "weight_decay", "warmup_steps", "beta_warmup_steps",
-                 "beta_decay_steps", "top_k", "save_steps", "num_completions_to_log", "clip_low", "clip_high"):
+                 "head_chunk_size", "beta_decay_steps", "top_k", "save_steps", "num_completions_to_log", "clip_low",
+                 "clip_high"):
         _check(getattr(c, name) >= 0, f"{name} must be ≥ 0, got {getattr(c, name)}")
     _check(c.temperature > 0, f"temperature must be > 0, got {c.temperature}")
     _check(0 < c.top_p <= 1, f"top_p must be in (0, 1], got {c.top_p}")

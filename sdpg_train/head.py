@@ -18,18 +18,24 @@ recomputes each chunk's logits and accumulates dL/dh and dL/dW (and dL/db) direc
     d H / dz       = -p * (log p + H)
     d KL(p||q)/dz  = p * (log p - log q - KL)
 
-Matmuls accumulate in fp32 (fp64 when the inputs are fp64, for ``gradcheck``); bf16/fp16 inputs are upcast.
+Matmuls accumulate in fp32 (fp64 for fp64 inputs, for ``gradcheck``). bf16/fp16 inputs are upcast to fp32 on CPU;
+on CUDA they stay bf16/fp16 GEMM operands with fp32 accumulation and fp32 results (``mm(out_dtype=...)``).
+
+:func:`sdpg_head_loss` fuses the head with a token-separable loss: gradients are formed in the forward pass, so
+the backward needs no recomputation (4 LM-head GEMMs with a teacher instead of 6).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["HeadOutput", "sdpg_head"]
+__all__ = ["HeadOutput", "sdpg_head", "sdpg_head_loss"]
 
 
 @dataclass
@@ -70,12 +76,6 @@ def _native_low_precision(t: Tensor, acc: torch.dtype) -> bool:
     return _OUT_DTYPE_MM[t.device]
 
 
-def _operand(t: Tensor, acc: torch.dtype) -> Tensor:
-    """A GEMM operand: bf16/fp16 on CUDA stays as is (tensor cores, fp32 accumulation and fp32 result through
-    ``out_dtype``); anything else is upcast to ``acc`` (a no-op for fp32 inputs)."""
-    return t if _native_low_precision(t, acc) else t.to(acc)
-
-
 def _same(a: Tensor, b: Tensor) -> bool:
     """True when two tensors view the same memory the same way (the live teacher shares the student's W)."""
     return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride() and a.dtype == b.dtype
@@ -88,9 +88,10 @@ def _mm(a: Tensor, b: Tensor, acc: torch.dtype, out: Tensor | None = None) -> Te
     return torch.mm(a, b, out_dtype=acc)
 
 
-def _logits(h: Tensor, w: Tensor, bias: Tensor | None, temp: float, out: Tensor) -> Tensor:
-    """(c, H) @ (V, H)^T [+ b], divided by the temperature, in ``out``'s dtype (written into ``out`` if it can)."""
-    z = _mm(h, w.t(), out.dtype, out=out)  # (c, V)
+def _logits(h: Tensor, w: Tensor, bias: Tensor | None, temp: float, acc: torch.dtype, out: Callable[[], Tensor]):
+    """(c, H) @ (V, H)^T [+ b] / temperature as ``acc``; written into the buffer ``out()`` unless the operands are
+    CUDA low precision (then the fp32 result comes from ``mm(out_dtype=...)`` and no buffer is allocated)."""
+    z = torch.mm(h, w.t(), out=out()) if h.dtype == acc else _mm(h, w.t(), acc)  # (c, V)
     if bias is not None:
         z.add_(bias)
     if temp != 1.0:
@@ -127,110 +128,270 @@ def _shift_(z: Tensor, m: Tensor, ls: Tensor) -> Tensor:
     return z.sub_(m.unsqueeze(1)).sub_(ls.unsqueeze(1))
 
 
+def _forward_chunk(buf, s: int, e: int, h: Tensor, wf: Tensor, bf, views: list, temp: float, y: Tensor, acc):
+    """Rows s:e through every view -> (z = log p, p, diffs, values); diffs[i] = log p - log o_i (None if absent).
+
+    ``values`` holds per-row (c,) results: ``stats`` (c, 2), ``logp``, ``ent``, ``stats{i}``, ``kl{i}`` per view,
+    and ``t_logp``/``t_ent`` for the teacher (view 0). Buffers: z, p, q (scratch) and one per view.
+    """
+    c = e - s
+    z = _logits(h[s:e].to(wf.dtype), wf, bf, temp, acc, partial(buf, "z", c))  # (c, V)
+    p = buf("p", c)  # (c, V)
+    out = {"stats": torch.stack(_log_softmax_(z, p), 1), "logp": z.gather(1, y).squeeze(1)}  # z <- log p
+    out["ent"] = -torch.mul(p, z, out=buf("q", c)).sum(1)
+    diffs: list[Tensor | None] = []
+    for i, view in enumerate(views):
+        if view is None:
+            diffs.append(None)
+            continue
+        zo = _logits(view[0][s:e].to(view[1].dtype), view[1], bf, temp, acc, partial(buf, f"o{i}", c))  # (c, V)
+        q = buf("q", c)  # (c, V)
+        out[f"stats{i}"] = torch.stack(_log_softmax_(zo, q), 1)  # zo <- log q, q <- softmax
+        if i == 0:  # teacher: sampled-token log-prob and entropy (metrics, RLSD/OPSD)
+            out["t_logp"] = zo.gather(1, y).squeeze(1)
+            out["t_ent"] = -q.mul_(zo).sum(1)
+        d = torch.sub(z, zo, out=zo)  # log p - log q
+        out[f"kl{i}"] = torch.mul(d, p, out=q).sum(1)  # sum_a p (log p - log q)
+        diffs.append(d)
+    return z, p, diffs, out
+
+
+def _replay_chunk(buf, s: int, e: int, hc: Tensor, wf: Tensor, bf, views: list, temp: float, stats: list):
+    """Backward-side recomputation of rows s:e from saved row statistics -> (z = log p, p, diffs)."""
+    acc, c = stats[0].dtype, e - s
+    z = _shift_(_logits(hc, wf, bf, temp, acc, partial(buf, "z", c)), stats[0][s:e, 0], stats[0][s:e, 1])  # log p
+    p = torch.exp(z, out=buf("p", c))  # (c, V)
+    diffs: list[Tensor | None] = []
+    for i, view in enumerate(views):
+        if view is None:
+            diffs.append(None)
+            continue
+        zo = _logits(view[0][s:e].to(view[1].dtype), view[1], bf, temp, acc, partial(buf, f"o{i}", c))  # (c, V)
+        _shift_(zo, stats[i + 1][s:e, 0], stats[i + 1][s:e, 1])  # log o
+        diffs.append(torch.sub(z, zo, out=zo))  # log p - log o
+    return z, p, diffs
+
+
+def _dz_(z, p, diffs, g_views, gl, ge, ent, kls, y) -> Tensor:
+    """dz = p * (sum_i g_i (log p - log o_i) - ge log p + k) + gl onehot(y), built in place in the chunk buffers.
+
+    k = -gl - ge H - sum_i g_i KL_i. Row gradients are (c,) or None (no contribution); the differences
+    log p - log o are formed before scaling, which keeps the result as accurate as autograd's.
+    """
+    dz, k = None, torch.zeros_like(ent)
+    for d, g, kl in zip(diffs, g_views, kls):
+        if d is not None and g is not None:
+            dz = d.mul_(g[:, None]) if dz is None else dz.addcmul_(d, g[:, None])
+            k.sub_(g * kl)
+    if ge is not None:
+        dz = z.mul_(-ge[:, None]) if dz is None else dz.addcmul_(z, ge[:, None], value=-1.0)
+        k.sub_(ge * ent)
+    if gl is not None:
+        k.sub_(gl)
+    dz = z.zero_() if dz is None else dz
+    dz.add_(k[:, None]).mul_(p)
+    if gl is not None:
+        dz.scatter_add_(1, y, gl[:, None])  # + gl * onehot(y)
+    return dz
+
+
+def _accumulate(dz: Tensor, wf: Tensor, hc: Tensor, dh: Tensor | None, dw: Tensor | None, db: Tensor | None):
+    """dh <- dz W (rows of this chunk), dW += dz^T h, db += sum dz, with fp32 results."""
+    acc = dz.dtype
+    dzg = dz.to(wf.dtype)  # no-op, except bf16/fp16 on CUDA: low-precision GEMM operands, as autograd uses
+    if dh is not None and dzg.dtype == acc:
+        torch.mm(dzg, wf, out=dh)  # (c, H), written in place into this chunk's rows
+    elif dh is not None:
+        dh.copy_(_mm(dzg, wf, acc))
+    if dw is not None and dzg.dtype == acc:
+        dw.addmm_(dzg.t(), hc)  # (V, H)
+    elif dw is not None:
+        dw.add_(_mm(dzg.t(), hc, acc))  # (V, H) fp32 result, accumulated in fp32
+    if db is not None:
+        db.add_(dz.sum(0))
+
+
+def _setup(h, w, bias, th, tw, rh, rw):
+    """Accumulation dtype, GEMM-ready student weight and bias, and the (hidden, weight) of each view."""
+    acc = _acc_dtype(h)
+    native = h.dtype == w.dtype and _native_low_precision(w, acc)  # bf16/fp16 GEMMs with fp32 results (CUDA)
+    wf, bf = (w if native else w.to(acc)), None if bias is None else bias.to(acc)
+    cast = lambda wt: wf if _same(wt, w) else wt.to(wf.dtype)  # noqa: E731  (one upcast for a live teacher)
+    return acc, wf, bf, [(hid, cast(wt)) if hid is not None else None for hid, wt in ((th, tw), (rh, rw))]
+
+
+def _grad_buffers(h, v, acc, need):
+    n, hid = h.shape
+    return (
+        torch.empty(n, hid, dtype=acc, device=h.device) if need[0] else None,
+        torch.zeros(v, hid, dtype=acc, device=h.device) if need[1] else None,
+        torch.zeros(v, dtype=acc, device=h.device) if need[2] else None,
+    )
+
+
+def _finish(grads, h, w, bias):
+    return tuple(None if g is None else g.to(t.dtype) for g, t in zip(grads, (h, w, bias)))
+
+
 class _SDPGHeadFn(torch.autograd.Function):
     """Chunked forward/backward; see the module docstring for the math."""
 
     @staticmethod
     def forward(ctx, h, w, bias, targets, th, tw, rh, rw, temperature, chunk_size):  # noqa: D102
-        n, v, acc = h.shape[0], w.shape[0], _acc_dtype(h)
-        wf, bf = _operand(w, acc), None if bias is None else bias.to(acc)
-        cast = lambda wt: wf if _same(wt, w) else _operand(wt, acc)  # noqa: E731  (one upcast for a live teacher)
-        views = [(hid, cast(wt)) if hid is not None else None for hid, wt in ((th, tw), (rh, rw))]
+        n, v = h.shape[0], w.shape[0]
+        acc, wf, bf, views = _setup(h, w, bias, th, tw, rh, rw)
         bufs: dict[str, Tensor] = {}
         buf = lambda name, c: _buffer(bufs, name, c, v, h, acc)  # noqa: E731
-        new = lambda *shape: torch.empty(n, *shape, dtype=acc, device=h.device)  # noqa: E731
-        logp, ent, stats = new(), new(), new(2)  # stats: per-row (max, log-sum) of the student logits
-        kls = [new() if view is not None else None for view in views]
-        o_stats = [new(2) if view is not None else None for view in views]
-        t_logp, t_ent = (new(), new()) if th is not None else (None, None)
+        keys = ["logp", "ent", "stats"] + [f"{k}{i}" for i in (0, 1) if views[i] is not None for k in ("kl", "stats")]
+        keys += ["t_logp", "t_ent"] if th is not None else []
+        res = {k: torch.empty(n, *((2,) if k.startswith("stats") else ()), dtype=acc, device=h.device) for k in keys}
         for s in range(0, n, chunk_size):
-            e, y = min(s + chunk_size, n), targets[s : s + chunk_size].unsqueeze(1)  # y: (c, 1)
-            c = e - s
-            z = _logits(_operand(h[s:e], acc), wf, bf, temperature, buf("z", c))  # (c, V)
-            p = buf("p", c)  # (c, V)
-            stats[s:e] = torch.stack(_log_softmax_(z, p), 1)  # z <- log p, p <- softmax
-            logp[s:e] = z.gather(1, y).squeeze(1)
-            ent[s:e] = -torch.mul(p, z, out=buf("q", c)).sum(1)
-            for i, view in enumerate(views):
-                if view is None:
-                    continue
-                zo = _logits(_operand(view[0][s:e], acc), view[1], bf, temperature, buf("zo", c))  # (c, V)
-                q = buf("q", c)  # (c, V)
-                o_stats[i][s:e] = torch.stack(_log_softmax_(zo, q), 1)  # zo <- log q, q <- softmax
-                if i == 0:  # teacher: sampled-token log-prob and entropy (metrics, RLSD/OPSD)
-                    t_logp[s:e] = zo.gather(1, y).squeeze(1)
-                    t_ent[s:e] = -q.mul_(zo).sum(1)
-                kls[i][s:e] = torch.sub(z, zo, out=zo).mul_(p).sum(1)  # sum_a p (log p - log q)
+            e = min(s + chunk_size, n)
+            *_, values = _forward_chunk(buf, s, e, h, wf, bf, views, temperature, targets[s:e, None], acc)
+            for k, val in values.items():
+                res[k][s:e] = val
         bufs.clear()  # free the work buffers before autograd holds on to the frame
-        ctx.save_for_backward(h, w, bias, targets, th, tw, rh, rw, stats, ent, *o_stats, *kls)
+        get = res.get
+        ctx.save_for_backward(h, w, bias, targets, th, tw, rh, rw, get("stats"), get("stats0"), get("stats1"),
+                              get("ent"), get("kl0"), get("kl1"))  # fmt: skip
         ctx.temperature, ctx.chunk_size = temperature, chunk_size
         ctx.set_materialize_grads(False)
         empty = h.new_empty(0, dtype=acc)
-        return (logp, ent, *(x if x is not None else empty for x in (*kls, t_logp, t_ent)))
+        return tuple(get(k, empty) for k in ("logp", "ent", "kl0", "kl1", "t_logp", "t_ent"))
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_logp, g_ent, g_klt, g_klr, _g_tlogp, _g_tent):  # noqa: D102
-        h, w, bias, targets, th, tw, rh, rw, stats, ent, st_t, st_r, kl_t, kl_r = ctx.saved_tensors
-        need_h, need_w, need_b = ctx.needs_input_grad[:3]
-        n, v, acc, temp = h.shape[0], w.shape[0], _acc_dtype(h), ctx.temperature
+        h, w, bias, targets, th, tw, rh, rw, st, st0, st1, ent, kl0, kl1 = ctx.saved_tensors
+        n, v, temp = h.shape[0], w.shape[0], ctx.temperature
+        acc, wf, bf, views = _setup(h, w, bias, th, tw, rh, rw)
         row = lambda g: None if g is None else g.to(acc) / temp  # noqa: E731  (temperature folded in)
+        g_views = [row(g) if view is not None else None for g, view in zip((g_klt, g_klr), views)]
+        views = [view if g is not None else None for view, g in zip(views, g_views)]  # skip views without grad
         gl, ge = row(g_logp), row(g_ent)
-        wf, bf = _operand(w, acc), None if bias is None else bias.to(acc)
-        views = [  # (hidden, weight, row grad, stats, kl) for the views whose KL received a gradient
-            (hid, wf if _same(wt, w) else _operand(wt, acc), row(g), st, kl)
-            for hid, wt, g, st, kl in ((th, tw, g_klt, st_t, kl_t), (rh, rw, g_klr, st_r, kl_r))
-            if hid is not None and g is not None
-        ]
-        if (gl is None and ge is None and not views) or not (need_h or need_w or need_b):
+        if (gl is None and ge is None and not any(views)) or not any(ctx.needs_input_grad[:3]):
             return (None,) * 10
-        # dz = p * (sum_o g_o (log p - log o) - ge log p + k) + gl onehot(y), k = -gl - ge H - sum_o g_o KL_o
-        k = torch.zeros(n, dtype=acc, device=h.device)
-        for term, scale in ((gl, 1.0), (ge, ent), *((g, kl) for _, _, g, _, kl in views)):
-            if term is not None:
-                k.sub_(term * scale)
+        dh, dw, db = _grad_buffers(h, v, acc, ctx.needs_input_grad[:3])
         bufs: dict[str, Tensor] = {}
         buf = lambda name, c: _buffer(bufs, name, c, v, h, acc)  # noqa: E731
-        dh = torch.empty(n, h.shape[1], dtype=acc, device=h.device) if need_h else None
-        dw = torch.zeros(v, h.shape[1], dtype=acc, device=h.device) if need_w else None
-        db = torch.zeros(v, dtype=acc, device=h.device) if need_b else None
         for s in range(0, n, ctx.chunk_size):
             e = min(s + ctx.chunk_size, n)
-            hc = _operand(h[s:e], acc)
-            z = _logits(hc, wf, bf, temp, buf("z", e - s))  # (c, V)
-            _shift_(z, stats[s:e, 0], stats[s:e, 1])  # log p
-            p = torch.exp(z, out=buf("p", e - s))  # (c, V)
-            dz = None  # (c, V) accumulator; differences log p - log o are taken before scaling (accuracy)
-            for i, (hid, wt, g, st, _) in enumerate(views):
-                zo = _logits(_operand(hid[s:e], acc), wt, bf, temp, buf(f"o{i}", e - s))  # (c, V)
-                _shift_(zo, st[s:e, 0], st[s:e, 1])  # log o
-                torch.sub(z, zo, out=zo)  # log p - log o
-                dz = zo.mul_(g[s:e, None]) if dz is None else dz.addcmul_(zo, g[s:e, None])
-            if ge is not None:
-                dz = z.mul_(-ge[s:e, None]) if dz is None else dz.addcmul_(z, ge[s:e, None], value=-1.0)
-            dz = z.zero_() if dz is None else dz
-            dz.add_(k[s:e, None]).mul_(p)
-            if gl is not None:
-                dz.scatter_add_(1, targets[s:e, None], gl[s:e, None])  # + gl * onehot(y)
-            if dh is not None or dw is not None:
-                dzg = dz.to(wf.dtype)  # no-op, except bf16/fp16 on CUDA: low-precision GEMM inputs as autograd's
-                if dh is not None:
-                    dh[s:e] = _mm(dzg, wf, acc, out=dh[s:e])  # (c, H)
-                if dw is not None and dzg.dtype == acc:
-                    dw.addmm_(dzg.t(), hc)  # (V, H)
-                elif dw is not None:
-                    dw.add_(_mm(dzg.t(), hc, acc))  # (V, H) fp32 result, accumulated in fp32
-            if db is not None:
-                db.add_(dz.sum(0))
-        dh = None if dh is None else dh.to(h.dtype)
-        dw = None if dw is None else dw.to(w.dtype)
-        db = None if db is None else db.to(bias.dtype)
-        return dh, dw, db, None, None, None, None, None, None, None
+            hc = h[s:e].to(wf.dtype)
+            z, p, diffs = _replay_chunk(buf, s, e, hc, wf, bf, views, temp, [st, st0, st1])
+            sl = lambda t: None if t is None else t[s:e]  # noqa: E731, B023
+            dz = _dz_(z, p, diffs, [sl(g) for g in g_views], sl(gl), sl(ge), ent[s:e], [sl(kl0), sl(kl1)],
+                      targets[s:e, None])  # fmt: skip
+            _accumulate(dz, wf, hc, sl(dh), dw, db)
+        return (*_finish((dh, dw, db), h, w, bias), None, None, None, None, None, None, None)
+
+
+class _FusedHeadLossFn(torch.autograd.Function):
+    """Head and a token-separable loss in one pass: gradients are formed in the forward, no recomputation."""
+
+    @staticmethod
+    def forward(ctx, h, w, bias, targets, th, tw, rh, rw, temperature, chunk_size, chunk_loss):  # noqa: D102
+        n, v = h.shape[0], w.shape[0]
+        acc, wf, bf, views = _setup(h, w, bias, th, tw, rh, rw)
+        need = ctx.needs_input_grad[:3]
+        dh, dw, db = _grad_buffers(h, v, acc, need)
+        bufs: dict[str, Tensor] = {}
+        buf = lambda name, c: _buffer(bufs, name, c, v, h, acc)  # noqa: E731
+        total = torch.zeros((), dtype=acc, device=h.device)
+        rows: dict[str, list[Tensor]] = {}
+        for s in range(0, n, chunk_size):
+            e = min(s + chunk_size, n)
+            z, p, diffs, values = _forward_chunk(buf, s, e, h, wf, bf, views, temperature, targets[s:e, None], acc)
+            for k, val in values.items():
+                rows.setdefault(k, []).append(val.clone())
+            with torch.enable_grad():
+                leaves = [values.get(k) for k in ("logp", "ent", "kl0", "kl1")]
+                leaves = [None if t is None else t.detach().requires_grad_() for t in leaves]
+                val = chunk_loss(slice(s, e), *leaves)
+                if not isinstance(val, Tensor) or val.dim() != 0:
+                    raise ValueError("sdpg_head_loss: chunk_loss must return a scalar tensor")
+                live = [t for t in leaves if t is not None]
+                grads = torch.autograd.grad(val, live, allow_unused=True) if val.requires_grad else [None] * 4
+            total += val.detach().to(acc)
+            if any(need) and any(g is not None for g in grads):
+                it = iter(grads)
+                gl, ge, gt, gr = (None if t is None else next(it) for t in leaves)
+                row = lambda g: None if g is None else g.to(acc) / temperature  # noqa: E731
+                dz = _dz_(z, p, diffs, [row(gt), row(gr)], row(gl), row(ge), values["ent"],
+                          [values.get("kl0"), values.get("kl1")], targets[s:e, None])  # fmt: skip
+                _accumulate(dz, wf, h[s:e].to(wf.dtype), None if dh is None else dh[s:e], dw, db)
+        bufs.clear()
+        ctx.save_for_backward(*_finish((dh, dw, db), h, w, bias))
+        empty = h.new_empty(0, dtype=acc)
+        outs = [torch.cat(rows[k]) if k in rows else empty for k in ("logp", "ent", "kl0", "kl1", "t_logp", "t_ent")]
+        ctx.mark_non_differentiable(*outs)
+        return (total, *outs)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_total, *_):  # noqa: D102
+        grads = [None if g is None or g_total is None else g * g_total.to(g.dtype) for g in ctx.saved_tensors]
+        return (*grads, None, None, None, None, None, None, None, None)
 
 
 def _check(name: str, t: Tensor | None, shape: tuple[int, ...]) -> None:
     if t is not None and tuple(t.shape) != shape:
         raise ValueError(f"sdpg_head: {name} has shape {tuple(t.shape)}, expected {shape}")
+
+
+def _prepare(
+    student_hidden,
+    lm_weight,
+    targets,
+    teacher_hidden,
+    teacher_weight,
+    ref_hidden,
+    ref_weight,
+    lm_bias,
+    temperature,
+    chunk_size,
+) -> tuple:
+    """Validate the inputs and apply the stop-gradient to the teacher and reference views."""
+    if student_hidden.dim() != 2 or lm_weight.dim() != 2:
+        raise ValueError("sdpg_head: student_hidden must be (N, H) and lm_weight (V, H); flatten tokens first")
+    n, hid = student_hidden.shape
+    v = lm_weight.shape[0]
+    _check("lm_weight", lm_weight, (v, hid))
+    _check("targets", targets, (n,))
+    _check("teacher_hidden", teacher_hidden, (n, hid))
+    _check("ref_hidden", ref_hidden, (n, hid))
+    _check("lm_bias", lm_bias, (v,))
+    for name, wt in (("teacher_weight", teacher_weight), ("ref_weight", ref_weight)):
+        _check(name, wt, (v, hid))  # pitfall 17: both views must use the same vocabulary width
+    if targets.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"sdpg_head: targets must be integer token ids, got {targets.dtype}")
+    if n and (int(targets.min()) < 0 or int(targets.max()) >= v):
+        raise ValueError(f"sdpg_head: targets must lie in [0, {v}), got [{int(targets.min())}, {int(targets.max())}]")
+    if not temperature > 0:
+        raise ValueError(f"sdpg_head: temperature must be > 0, got {temperature}")
+    if chunk_size < 1:
+        raise ValueError(f"sdpg_head: chunk_size must be >= 1, got {chunk_size}")
+    if ref_hidden is not None and ref_weight is None:
+        raise ValueError("sdpg_head: ref_hidden needs ref_weight (the frozen reference model's LM head)")
+    if teacher_hidden is not None and teacher_weight is None:
+        teacher_weight = lm_weight
+    # Stop-gradient on the teacher and reference views: detach them before they enter the Function.
+    th = None if teacher_hidden is None else teacher_hidden.detach()
+    tw = None if teacher_weight is None else teacher_weight.detach()
+    rh = None if ref_hidden is None else ref_hidden.detach()
+    rw = None if ref_weight is None else ref_weight.detach()
+    return (student_hidden, lm_weight, lm_bias, targets.long(), th, tw, rh, rw, float(temperature), int(chunk_size))
+
+
+def _output(outs, has_t: bool, has_r: bool) -> HeadOutput:
+    logp, ent, klt, klr, t_logp, t_ent = outs
+    return HeadOutput(
+        logp=logp,
+        entropy=ent,
+        kl_teacher=klt if has_t else None,
+        kl_ref=klr if has_r else None,
+        teacher_logp=t_logp.detach() if has_t else None,
+        teacher_entropy=t_ent.detach() if has_t else None,
+    )
 
 
 def sdpg_head(
@@ -270,44 +431,52 @@ def sdpg_head(
         >>> bool(out.kl_teacher.abs().max() < 1e-5)
         True
     """
-    if student_hidden.dim() != 2 or lm_weight.dim() != 2:
-        raise ValueError("sdpg_head: student_hidden must be (N, H) and lm_weight (V, H); flatten tokens first")
-    n, hid = student_hidden.shape
-    v = lm_weight.shape[0]
-    _check("lm_weight", lm_weight, (v, hid))
-    _check("targets", targets, (n,))
-    _check("teacher_hidden", teacher_hidden, (n, hid))
-    _check("ref_hidden", ref_hidden, (n, hid))
-    _check("lm_bias", lm_bias, (v,))
-    for name, wt in (("teacher_weight", teacher_weight), ("ref_weight", ref_weight)):
-        _check(name, wt, (v, hid))  # pitfall 17: both views must use the same vocabulary width
-    if targets.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"sdpg_head: targets must be integer token ids, got {targets.dtype}")
-    if n and (int(targets.min()) < 0 or int(targets.max()) >= v):
-        raise ValueError(f"sdpg_head: targets must lie in [0, {v}), got [{int(targets.min())}, {int(targets.max())}]")
-    if not temperature > 0:
-        raise ValueError(f"sdpg_head: temperature must be > 0, got {temperature}")
-    if chunk_size < 1:
-        raise ValueError(f"sdpg_head: chunk_size must be >= 1, got {chunk_size}")
-    if ref_hidden is not None and ref_weight is None:
-        raise ValueError("sdpg_head: ref_hidden needs ref_weight (the frozen reference model's LM head)")
-    if teacher_hidden is not None and teacher_weight is None:
-        teacher_weight = lm_weight
-    # Stop-gradient on the teacher and reference views: detach them before they enter the Function.
-    th = None if teacher_hidden is None else teacher_hidden.detach()
-    tw = None if teacher_weight is None else teacher_weight.detach()
-    rh = None if ref_hidden is None else ref_hidden.detach()
-    rw = None if ref_weight is None else ref_weight.detach()
-    outs = _SDPGHeadFn.apply(
-        student_hidden, lm_weight, lm_bias, targets.long(), th, tw, rh, rw, float(temperature), int(chunk_size)
-    )
-    logp, ent, klt, klr, t_logp, t_ent = outs
-    has_t, has_r = th is not None, rh is not None
-    return HeadOutput(
-        logp=logp,
-        entropy=ent,
-        kl_teacher=klt if has_t else None,
-        kl_ref=klr if has_r else None,
-        teacher_logp=t_logp.detach() if has_t else None,
-        teacher_entropy=t_ent.detach() if has_t else None,
-    )
+    args = _prepare(student_hidden, lm_weight, targets, teacher_hidden, teacher_weight, ref_hidden, ref_weight,
+                    lm_bias, temperature, chunk_size)  # fmt: skip
+    return _output(_SDPGHeadFn.apply(*args), teacher_hidden is not None, ref_hidden is not None)
+
+
+def sdpg_head_loss(
+    student_hidden: Tensor,
+    lm_weight: Tensor,
+    targets: Tensor,
+    chunk_loss: Callable[..., Tensor],
+    *,
+    teacher_hidden: Tensor | None = None,
+    teacher_weight: Tensor | None = None,
+    ref_hidden: Tensor | None = None,
+    ref_weight: Tensor | None = None,
+    lm_bias: Tensor | None = None,
+    temperature: float = 1.0,
+    chunk_size: int = 1024,
+) -> tuple[Tensor, HeadOutput]:
+    """:func:`sdpg_head` fused with a token-separable loss: one pass, no recomputation in backward.
+
+    For each chunk of tokens the head computes the per-token values, calls
+    ``chunk_loss(rows, logp, entropy, kl_teacher, kl_ref)`` (``rows`` is the chunk's ``slice`` into the N tokens;
+    absent views are passed as None) and differentiates the returned scalar with respect to those values right
+    away, so dL/dh and dL/dW are accumulated in the forward pass and the backward only scales them. That is four
+    LM-head-sized matrix products with a teacher instead of six. The loss must be a sum of per-token terms (each
+    token's term depends on its own values only), e.g. ``sdpg_loss(...)[0]`` of the chunk's slice with the
+    global ``num_tokens`` — the chunk contributions then add up to the whole loss exactly.
+
+    Args:
+        chunk_loss: ``(rows: slice, logp, entropy, kl_teacher, kl_ref) -> scalar Tensor``; tensors are (c,) and
+            require grad. Collect any statistics it computes in a closure.
+        Others: as :func:`sdpg_head`.
+
+    Returns:
+        ``(loss, outputs)``: the summed loss (differentiable w.r.t. ``student_hidden``, ``lm_weight`` and
+        ``lm_bias``) and the per-token :class:`HeadOutput` values, detached.
+
+    Example:
+        >>> h = torch.randn(6, 8, requires_grad=True); w = torch.randn(32, 8, requires_grad=True)
+        >>> loss, out = sdpg_head_loss(h, w, torch.randint(0, 32, (6,)), lambda rows, lp, ent, kl, klr: -lp.sum(),
+        ...                            chunk_size=4)
+        >>> loss.backward(); bool(torch.allclose(loss, -out.logp.sum()))
+        True
+    """
+    args = _prepare(student_hidden, lm_weight, targets, teacher_hidden, teacher_weight, ref_hidden, ref_weight,
+                    lm_bias, temperature, chunk_size)  # fmt: skip
+    total, *outs = _FusedHeadLossFn.apply(*args, chunk_loss)
+    return total, _output(outs, teacher_hidden is not None, ref_hidden is not None)

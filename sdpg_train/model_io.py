@@ -214,5 +214,8 @@ def load_model_and_tokenizer(model: Any, processing_class: Any, *, name_or_path:
                                  "local folder with a tokenizer; pass processing_class=tokenizer")
             tok = load_tokenizer(path)
     if gradient_checkpointing:
-        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            lm.activation_checkpointing_enable()
+        else:
+            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return lm, tok

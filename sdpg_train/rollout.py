@@ -11,6 +11,7 @@ worker processes or sandboxes, so a thread is enough).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -236,10 +237,20 @@ def pad_token_id(tokenizer) -> int:
     return int(tokenizer.eos_token_id) if tokenizer.eos_token_id is not None else 0
 
 
+def decode_text(tokenizer, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+    """Decode ids to text; ids the tokenizer does not know (an LM head wider than the vocabulary, as Qwen's is)
+    are dropped from the text instead of raising. The ids themselves are never changed."""
+    try:
+        return tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+    except (ValueError, IndexError, KeyError, OverflowError, TypeError):
+        n = len(tokenizer)
+        return tokenizer.decode([i for i in ids if 0 <= i < n], skip_special_tokens=skip_special_tokens)
+
+
 def _stop_cut(row: list[int], tokenizer, stop: Sequence[str]) -> int | None:
     """Shortest prefix length whose text contains a stop string (binary search; containment is monotone)."""
     def hit(n: int) -> bool:
-        text = tokenizer.decode(row[:n], skip_special_tokens=False)
+        text = decode_text(tokenizer, row[:n], skip_special_tokens=False)
         return any(s in text for s in stop)
 
     if not stop or not hit(len(row)):
@@ -262,6 +273,15 @@ def trim_completion(row: list[int], eos: set[int], tokenizer, stop: Sequence[str
     return row, True
 
 
+# Logits processors a model's generation_config may switch on; turned off so samples come from π_θ exactly
+# (temperature/top-p/top-k are the config's, and the loss scales logits by the same temperature).
+NEUTRAL_SAMPLING = dict(
+    repetition_penalty=1.0, encoder_repetition_penalty=1.0, no_repeat_ngram_size=0, min_p=None, typical_p=1.0,
+    epsilon_cutoff=0.0, eta_cutoff=0.0, bad_words_ids=None, suppress_tokens=None, begin_suppress_tokens=None,
+    sequence_bias=None, min_length=0, forced_bos_token_id=None, forced_eos_token_id=None, renormalize_logits=False,
+)
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], gen: dict[str, Any]
              ) -> list[tuple[list[int], bool]]:
@@ -276,7 +296,7 @@ def generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], gen: dict[st
     kwargs: dict[str, Any] = dict(
         max_new_tokens=gen["max_completion_length"], do_sample=True, temperature=gen["temperature"],
         top_p=gen["top_p"], top_k=gen["top_k"], pad_token_id=pad, eos_token_id=sorted(eos) or None,
-        use_cache=True,
+        use_cache=True, **NEUTRAL_SAMPLING,
     )
     if gen.get("stop_strings"):
         kwargs.update(stop_strings=list(gen["stop_strings"]), tokenizer=tokenizer)
@@ -324,8 +344,6 @@ def collect_rollouts(
 
     Verification of generation chunk k overlaps with generation of chunk k+1 (one background thread).
     """
-    import time
-
     which = choose_sources(num_prompts, weights, seed, rank, step)
     problems = [sources[s].sample(problem_seed(seed, rank, step, b)) for b, s in enumerate(which)]
     prompts = [sources[s].prompt(p) for s, p in zip(which, problems)]
@@ -339,7 +357,7 @@ def collect_rollouts(
             idx = list(range(start, min(start + generation_batch_size, len(flat))))
             outs = generate(model, tokenizer, [encoded[flat[i]] for i in idx], gen)
             completions.extend(outs)
-            texts = [tokenizer.decode(c, skip_special_tokens=True) for c, _ in outs]
+            texts = [decode_text(tokenizer, c) for c, _ in outs]
             futures.append((idx, pool.submit(_verify, sources, which, problems, flat, idx, texts)))
         gen_s = time.perf_counter() - t0
         t1 = time.perf_counter()

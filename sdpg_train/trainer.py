@@ -208,7 +208,8 @@ class SDPGTrainer:
     # ------------------------------------------------------------------ helpers
     @property
     def _head_kw(self) -> dict[str, Any]:
-        return {"temperature": self.args.temperature, "chunk_size": self.args.head_chunk_size}
+        return {"temperature": self.args.temperature,
+                "chunk_size": self.args.head_chunk_for(self.policy.lm_head_weight.shape[0])}
 
     def _teacher_module(self) -> CompletionModel:
         return self.policy if self.teacher is None else self.teacher

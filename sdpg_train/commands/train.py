@@ -30,12 +30,16 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         trainer = SDPGTrainer(args=config)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"sdpg train: {exc}", file=sys.stderr)
         return 2
     resume = args.resume_from_checkpoint
     resume = True if resume in ("last", "true", "True") else resume
-    metrics = trainer.train(resume_from_checkpoint=resume)
+    try:
+        metrics = trainer.train(resume_from_checkpoint=resume)
+    except FileNotFoundError as exc:  # e.g. --resume_from_checkpoint last with no checkpoint yet
+        print(f"sdpg train: {exc}", file=sys.stderr)
+        return 2
     if trainer.dist.is_main:
         keys = ("reward", "distill/kl", "loss/total", "perf/step_s")
         summary = {k: round(float(metrics[k]), 6) for k in keys if metrics.get(k) is not None}

@@ -42,3 +42,6 @@ def test_bad_config_values_give_a_clear_error(tmp_path):
     assert proc.returncode == 2 and "num_generations must be ≥ 1" in proc.stderr
     proc = _sdpg("train", "--config", str(tmp_path / "nope.yaml"), cwd=tmp_path)
     assert proc.returncode == 2 and "config file not found" in proc.stderr
+    proc = _sdpg("train", "--model_name_or_path", "tiny", "--output_dir", str(tmp_path / "empty"),
+                 "--resume_from_checkpoint", "last", cwd=tmp_path)
+    assert proc.returncode == 2 and "has no checkpoint-N" in proc.stderr

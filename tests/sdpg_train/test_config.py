@@ -86,3 +86,11 @@ def test_example_config_loads():
     cfg = SDPGConfig.from_yaml(REPO / "examples" / "configs" / "tiny_cpu.yaml")
     assert cfg.model_name_or_path == "tiny" and cfg.env_ids == ["sdpg/Arith-v0"]
     assert SDPGConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_auto_head_chunk_keeps_one_buffer_near_128_mib():
+    cfg = SDPGConfig()
+    assert cfg.head_chunk_size == 0
+    assert cfg.head_chunk_for(151_936) == 220 and cfg.head_chunk_for(32_768) == 1024
+    assert cfg.head_chunk_for(259) == 4096 and cfg.head_chunk_for(10**8) == 64
+    assert SDPGConfig(head_chunk_size=333).head_chunk_for(151_936) == 333

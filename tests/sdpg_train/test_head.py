@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sdpg_train.head import HeadOutput, sdpg_head
+from sdpg_train.head import HeadOutput, sdpg_head, sdpg_head_loss
+from sdpg_train.loss import sdpg_loss
 
 N, H = 29, 12
 
@@ -200,6 +201,9 @@ def test_never_materialises_n_by_v():
         out = sdpg_head(h, w, y, teacher_hidden=torch.randn(n, hid), ref_hidden=torch.randn(n, hid),
                         ref_weight=torch.randn(v, hid), chunk_size=chunk)  # fmt: skip
         (out.logp.sum() + out.entropy.sum() + out.kl_teacher.sum() + out.kl_ref.sum()).backward()
+        loss, _ = sdpg_head_loss(h, w, y, lambda rows, lp, ent, kl, klr: (lp + ent + kl).sum(), chunk_size=chunk,
+                                 teacher_hidden=torch.randn(n, hid))  # fmt: skip
+        loss.backward()
     assert mode.max_numel <= max(chunk * v, v * hid, n * hid)  # never (N, V) = 256_000
 
 
@@ -227,6 +231,67 @@ def test_bad_input_raises_clear_errors(kwargs, match):
     args = {"targets": torch.tensor([0, 1, 2])} | kwargs
     with pytest.raises((ValueError, TypeError), match=match):
         sdpg_head(torch.randn(3, 4), torch.randn(9, 4), **args)
+
+
+def _sdpg_chunk_loss(old, adv, mask, ref_logp, total):
+    """A token-separable SDPG loss over any slice of the tokens (global normaliser)."""
+
+    def chunk_loss(rows, logp, entropy, kl_teacher, kl_ref):
+        loss, _ = sdpg_loss(logp, old[rows], adv[rows], mask[rows], kl_teacher=kl_teacher, ref_logp=ref_logp[rows],
+                            kl_ref_full=kl_ref, beta=0.3, alpha=0.2, kl_mode="ufkl", num_tokens=total)  # fmt: skip
+        return loss + 0.01 * entropy.sum()  # an entropy bonus too, so every output carries gradient
+
+    return chunk_loss
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+@pytest.mark.parametrize("chunk", [4, 29])
+def test_fused_head_loss_matches_head_then_loss(dtype, tol, chunk):
+    h, w, b, y, th, rh, rw, _ = _make(211, dtype, bias=True, teacher=True, ref=True)
+    g = torch.Generator().manual_seed(9)
+    old = torch.randn(N, generator=g, dtype=dtype) * 0.2 - 5.5
+    ref_logp = torch.randn(N, generator=g, dtype=dtype) * 0.2 - 5.5
+    adv = torch.randn(N, generator=g, dtype=dtype)
+    mask = torch.rand(N, generator=g) > 0.2
+    fn = _sdpg_chunk_loss(old, adv, mask, ref_logp, float(mask.sum()))
+    kw = dict(teacher_hidden=th, ref_hidden=rh, ref_weight=rw, lm_bias=b, temperature=0.8, chunk_size=chunk)
+    out = sdpg_head(h, w, y, **kw)
+    ref_loss = fn(slice(0, N), out.logp, out.entropy, out.kl_teacher, out.kl_ref)
+    ref_grads = torch.autograd.grad(ref_loss, [h, w, b])
+    loss, fused = sdpg_head_loss(h, w, y, fn, **kw)
+    grads = torch.autograd.grad(3.0 * loss, [h, w, b])  # the backward scales the stored gradients
+    assert _rel(loss, ref_loss) <= tol
+    for k in ("logp", "entropy", "kl_teacher", "kl_ref", "teacher_logp", "teacher_entropy"):
+        assert not getattr(fused, k).requires_grad and _rel(getattr(fused, k), getattr(out, k)) <= tol, k
+    for a, r in zip(grads, ref_grads):
+        assert _rel(a, 3.0 * r) <= tol
+
+
+def test_fused_head_loss_rejects_non_scalar_chunk_loss():
+    h, w, _, y, _, _, _, _ = _make(50)
+    with pytest.raises(ValueError, match="scalar"):
+        sdpg_head_loss(h, w, y, lambda rows, lp, ent, kl, klr: lp, chunk_size=8)
+
+
+def test_fused_head_loss_with_constant_or_partial_chunk_loss():
+    h, w, _, y, th, _, _, _ = _make(40)
+    loss, _ = sdpg_head_loss(h, w, y, lambda rows, lp, ent, kl, klr: torch.tensor(1.0), chunk_size=8)
+    assert loss.item() == pytest.approx(4.0)  # 29 tokens -> 4 chunks, no gradient to form
+    loss, out = sdpg_head_loss(h, w, y, lambda rows, lp, ent, kl, klr: kl.sum(), teacher_hidden=th, chunk_size=8)
+    gh, gw = torch.autograd.grad(loss, [h, w])
+    ref = sdpg_head(h, w, y, teacher_hidden=th, chunk_size=8)
+    rh, rw = torch.autograd.grad(ref.kl_teacher.sum(), [h, w])
+    assert _rel(gh, rh) < 1e-6 and _rel(gw, rw) < 1e-6
+
+
+def test_mixed_dtypes_hidden_fp32_weight_bf16():
+    h, w, _, y, th, _, _, _ = _make(64)
+    wb = w.detach().bfloat16().requires_grad_()
+    out = sdpg_head(h, wb, y, teacher_hidden=th, chunk_size=7)
+    ref = naive_head(h, wb.float(), y, th)
+    assert _rel(out.kl_teacher, ref["kl_teacher"]) < 1e-6
+    out.kl_teacher.sum().backward()
+    assert wb.grad.dtype == torch.bfloat16 and h.grad.dtype == torch.float32
 
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

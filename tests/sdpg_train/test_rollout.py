@@ -12,6 +12,7 @@ from sdpg_train.rollout import (
     choose_sources,
     collect_rollouts,
     encode_prompt,
+    generate,
     left_pad,
     make_sources,
     problem_seed,
@@ -119,3 +120,68 @@ def test_make_sources_and_weighted_choice():
         make_sources("sdpg/NoSuchEnv-v0", [], {}, None)
     with pytest.raises(TypeError, match="ReasoningEnv"):
         make_sources(object(), [], {}, None)
+
+
+def test_model_generation_config_processors_are_switched_off(tiny_model, tokenizer):
+    """Samples come from pi_theta: a repetition penalty / min_p in the model's generation_config is ignored."""
+    prompts = [encode_prompt(tokenizer, "abcabc")] * 3
+    torch.manual_seed(3)
+    plain = generate(tiny_model, tokenizer, prompts, GEN)
+    tiny_model.generation_config.repetition_penalty = 5.0
+    tiny_model.generation_config.no_repeat_ngram_size = 1
+    torch.manual_seed(3)
+    assert generate(tiny_model, tokenizer, prompts, GEN) == plain
+
+
+@pytest.mark.timeout(120)
+def test_verification_of_a_chunk_overlaps_generation_of_the_next(tiny_model, tokenizer):
+    import threading
+    import time
+
+    from sdpg_envs.types import Problem, VerifierResult
+
+    generated = []  # number of generate() calls finished, seen from the verifier thread
+    original = tiny_model.generate
+
+    def counting_generate(*args, **kwargs):
+        out = original(*args, **kwargs)
+        generated.append(1)
+        return out
+
+    class SlowTask:
+        name = "test/Slow-v0"
+        seen: list = []
+
+        def sample(self, seed):
+            return Problem(f"s{seed % 10}", "hello")
+
+        def prompt(self, problem):
+            return problem.prompt
+
+        def score(self, problems, completions):
+            before = len(generated)
+            time.sleep(0.4)
+            self.seen.append((threading.current_thread().name, before, len(generated)))
+            return [VerifierResult(0.0, "incorrect") for _ in completions]
+
+        def context(self, problem, result):
+            return ""
+
+    tiny_model.generate = counting_generate
+    task = SlowTask()
+    batch = _collect(tiny_model, tokenizer, [task], b=3, g=2, gbs=2)  # 3 generation chunks
+    assert len(batch) == 6 and len(task.seen) == 3
+    assert all(name.startswith("sdpg-verify") for name, _, _ in task.seen)
+    assert task.seen[0][2] >= 2  # chunk 1 was generated while chunk 0 was being verified
+
+
+@pytest.mark.timeout(120)
+def test_lm_head_wider_than_the_tokenizer(tokenizer, arith):
+    """Qwen-style: the LM head has more rows than the tokenizer has tokens; unknown ids stay in the completion
+    ids (trained on) but are dropped from the verifier's text instead of crashing the decode."""
+    from sdpg_train.tiny import tiny_causal_lm
+
+    wide = tiny_causal_lm(vocab_size=2048)  # byte tokenizer: 259 tokens
+    batch = _collect(wide, tokenizer, arith, b=2, g=4, gen={**GEN, "max_completion_length": 16})
+    assert any(t >= len(tokenizer) for c in batch.completion_ids for t in c)
+    assert all(isinstance(t, str) for t in batch.completions)

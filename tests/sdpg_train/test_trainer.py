@@ -184,3 +184,24 @@ def test_gated_samples_skip_the_teacher_without_changing_active_kl(tmp_path):
     assert kls[0][~rows].abs().max() < 1e-6 and kls[1][~rows].max() > 1e-4
     m = trainer.train()
     assert m["distill/teacher_frac"] < 1.0 and math.isfinite(m["loss/total"])
+
+
+def test_report_to_backends_are_lazy_and_explain_missing_packages(tmp_path):
+    from sdpg_train.logging import make_logger
+
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install tensorboard"):
+            make_logger(["tensorboard"], tmp_path, run_name="r", project="p", config={})
+    else:
+        logger = make_logger(["tensorboard"], tmp_path, run_name="r", project="p", config={})
+        logger.log({"reward": 1.0}, step=1)
+        logger.close()
+        assert list((tmp_path / "tensorboard").iterdir())
+    logger = make_logger(["none"], tmp_path / "n", run_name="r", project="p", config={})
+    logger.log({"reward": float("nan"), "x": 2}, step=3)
+    logger.close()
+    assert read_jsonl(tmp_path / "n" / "metrics.jsonl") == [{"step": 3, "reward": None, "x": 2}]
+    other_rank = make_logger(["jsonl"], tmp_path / "r1", run_name="r", project="p", config={}, rank=1)
+    assert type(other_rank).__name__ == "NullLogger" and not (tmp_path / "r1").exists()
