@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--micro-tokens", type=int, default=16384, help="max_tokens_per_micro_batch")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
+    ap.add_argument("--head-chunk", type=int, default=0, help="head_chunk_size (0 = auto)")
     a = ap.parse_args()
     if a.quick:
         a.hidden, a.layers, a.vocab, a.prompts, a.group, a.length, a.repeats = 128, 2, 4096, 4, 4, 64, 3
@@ -91,7 +92,8 @@ def main() -> None:
         cfg = SDPGConfig(model_name_or_path=None, device=a.device, num_prompts_per_step=a.prompts,
                          num_generations=a.group, max_steps=100, learning_rate=1e-6, max_context_length=512,
                          max_tokens_per_micro_batch=a.micro_tokens, output_dir="/tmp/sdpg-bench-train-step",
-                         disable_tqdm=True, save_final=False, log_completions=False, **changes)
+                         disable_tqdm=True, save_final=False, log_completions=False, head_chunk_size=a.head_chunk,
+                         **changes)
         trainers[name] = SDPGTrainer(copy.deepcopy(base), env=["sdpg/Arith-v0"], args=cfg, processing_class=tok)
     times: dict[str, list[float]] = {n: [] for n in METHODS}
     last: dict[str, dict] = {}

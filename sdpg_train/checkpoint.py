@@ -92,6 +92,7 @@ def save_checkpoint(
     ema_teacher: nn.Module | None = None,
     rank: int = 0,
     save_total_limit: int | None = None,
+    extra_modules: dict[str, nn.Module] | None = None,
 ) -> Path:
     """Write ``checkpoint-{step}`` atomically (rank 0 writes everything; other ranks only their RNG state).
 
@@ -115,6 +116,10 @@ def save_checkpoint(
         from safetensors.torch import save_model
 
         save_model(ema_teacher, str(tmp / "teacher_ema.safetensors"))
+    for name, module in (extra_modules or {}).items():  # PPO value head, context encoder (sdpg_train.modes)
+        from safetensors.torch import save_model
+
+        save_model(module, str(tmp / f"{name}.safetensors"))
     (tmp / STATE_FILE).write_text(json.dumps({**trainer_state, "global_step": step}, indent=2, default=str))
     if final.exists():
         shutil.rmtree(final)
@@ -166,6 +171,7 @@ def load_checkpoint(
     scheduler: Any,
     ema_teacher: nn.Module | None = None,
     rank: int = 0,
+    extra_modules: dict[str, nn.Module] | None = None,
 ) -> dict[str, Any]:
     """Restore model, optimizer, scheduler, EMA teacher and this rank's RNG; returns the trainer state."""
     path = Path(path)
@@ -178,6 +184,12 @@ def load_checkpoint(
         from safetensors.torch import load_model
 
         load_model(ema_teacher, str(path / "teacher_ema.safetensors"))
+    for name, module in (extra_modules or {}).items():
+        from safetensors.torch import load_model
+
+        if not (path / f"{name}.safetensors").is_file():
+            raise FileNotFoundError(f"checkpoint {path} lacks {name}.safetensors (saved by another loss/teacher?)")
+        load_model(module, str(path / f"{name}.safetensors"))
     rng = path / _rng_file(rank)
     set_rng_state(torch.load(rng if rng.is_file() else path / _rng_file(0), weights_only=False))
     return json.loads((path / STATE_FILE).read_text())

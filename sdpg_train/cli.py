@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("sdpg_train.commands.eval", "evaluate a model on an env: pass@k, accuracy, compile-error rate"),
     "compare": ("sdpg_train.commands.compare", "compare evals or runs side by side (absolute and relative change)"),
     "plot": ("sdpg_train.commands.plot", "plot training curves of several runs into one PNG"),
+    "demo": ("sdpg_train.commands.demo", "CPU demo: warm-start a tiny model, compare SDPG/GRPO/PPO, write a report"),
+    "train-verifier": ("sdpg_train.commands.train_verifier", "fit a learned scalar verifier on rule-verifier labels"),
 }
 
 

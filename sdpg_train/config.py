@@ -17,11 +17,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("sdpg", "grpo")
+LOSSES = ("sdpg", "grpo", "ppo", "rlsd", "sdpo", "opsd")
 """Losses this trainer dispatches on (``trainer.compute_loss`` is the single dispatch point)."""
 KL_MODES = ("urkl", "ufkl", "rkl", "fkl", "k1", "k3")
-CONTEXT_SOURCES = ("env", "reference", "feedback", "sibling")
-TEACHER_KINDS = ("live", "ema", "base")
+CONTEXT_SOURCES = ("env", "reference", "feedback", "sibling", "sibling_else_feedback")
+TEACHER_KINDS = ("live", "ema", "base", "encoder")
+TEACHER_LOSSES = ("rlsd", "sdpo", "opsd")
+"""Losses that always build a teacher view (sdpg builds one only while β > 0)."""
+DIVERGENCES = ("full", "topk", "sampled")
 REPORT_BACKENDS = ("jsonl", "tensorboard", "wandb", "none")
 DEFAULT_TEACHER_TEMPLATE = (
     "{prompt}\n\n[Privileged information for this attempt]\n{context}\n\n"
@@ -76,14 +79,16 @@ class SDPGConfig:
 
     # ------------------------------------------------------------------ teacher view
     teacher_model_kind: str = "live"
-    """live: the current weights, no grad (the paper's); ema: an EMA copy; base: the frozen initial model."""
+    """live: the current weights, no grad (the paper's); ema: an EMA copy; base: the frozen initial model; encoder:
+    the live weights plus a trainable context encoder (K soft prefix vectors, docs/methods.md) instead of the context
+    in the prompt."""
     teacher_update_rate: float = 0.05
     """EMA rate for ``teacher_model_kind="ema"``: teacher ← (1 − rate)·teacher + rate·student after each step."""
     context_sources: list = field(default_factory=lambda: ["env"])
     """Privileged-context sources, combinable, in this order: env (the env's own context template, by default its
     reference + this rollout's verifier feedback), reference (the problem's reference answer/solution), feedback
     (this rollout's verifier feedback), sibling (a successful completion of another sample of the same group,
-    never the sample itself)."""
+    never the sample itself), sibling_else_feedback (the sibling if one exists, else the feedback: SDPO's)."""
     success_reward_threshold: float = 0.5
     """A sibling counts as successful when its reward is ≥ this (sibling source)."""
     max_context_length: int = 1024
@@ -93,7 +98,8 @@ class SDPGConfig:
 
     # ------------------------------------------------------------------ algorithm
     loss: str = "sdpg"
-    """sdpg (PPO dual-clip + β·KL(student‖SG teacher) + α·reference term) | grpo (the same with β = 0, no teacher)."""
+    """sdpg (PPO dual-clip + β·KL(student‖SG teacher) + α·reference term) | grpo (the same with β = 0, no teacher) |
+    ppo (value head + GAE) | rlsd | sdpo | opsd (sibling methods); see docs/methods.md."""
     beta: float = 1e-3
     """β_base: weight of the full-vocabulary distillation KL."""
     beta_warmup_steps: int = 0
@@ -118,6 +124,45 @@ class SDPGConfig:
     """Dual-clip constant c for negative advantages."""
     advantage_scale: str = "group"
     """Advantage normalisation: group (per-group std) | batch (batch std) | none (mean-centred only)."""
+
+    # ------------------------------------------------------------------ baselines and sibling modes (docs/methods.md)
+    gamma: float = 1.0
+    """ppo: discount γ of GAE over completion tokens."""
+    lam: float = 0.95
+    """ppo: GAE λ."""
+    cliprange: float = 0.2
+    """ppo: ε of the (symmetric) policy-ratio clip."""
+    cliprange_value: float = 0.2
+    """ppo: ε_v of the value clip around the rollout values."""
+    vf_coef: float = 0.1
+    """ppo: weight of the clipped value loss."""
+    kl_coef: float = 0.05
+    """ppo: per-token KL-to-reference penalty in the reward, r_t −= kl_coef·(log π_old − log π_ref)(y_t) (0 = off)."""
+    whiten_advantages: bool = True
+    """ppo: whiten the GAE advantages over the step's completion tokens."""
+    value_head_detach: bool = False
+    """ppo: feed the value head detached hidden states (the value loss then trains only the head)."""
+    rlsd_lambda: float = 0.5
+    """rlsd: λ, weight of the teacher-reweighted advantage in A_mix = (1 − λ)·A + λ·Â."""
+    rlsd_lambda_decay_steps: int = 50
+    """rlsd: λ decays linearly to 0 over this many steps (0 = constant)."""
+    rlsd_eps_w: float = 0.2
+    """rlsd: ε_w, the clip of the per-token weight exp(sign(A)·Δ_t) to [1 − ε_w, 1 + ε_w]."""
+    distill_alpha: float = 0.5
+    """sdpo/opsd divergence: 0 = forward KL(teacher‖student), 1 = reverse KL(student‖teacher), else generalised JSD."""
+    distill_estimator: str = "topk"
+    """sdpo/opsd: full (whole vocabulary) | topk (student top-k tokens + a tail bucket) | sampled (sampled token,
+    reverse KL only)."""
+    distill_topk: int = 100
+    """sdpo/opsd: k of the top-k estimator."""
+    distill_is_clip: float = 2.0
+    """sdpo: upper clip of the detached importance weight π_θ/π_old on the distillation loss."""
+    encoder_num_prefix: int = 4
+    """teacher_model_kind=encoder: K, soft prefix vectors the context encoder produces."""
+    encoder_hidden_size: int = 256
+    """teacher_model_kind=encoder: width of the encoder MLP."""
+    encoder_learning_rate: float = 1e-3
+    """teacher_model_kind=encoder: AdamW learning rate of the encoder's own objective."""
 
     # ------------------------------------------------------------------ optimisation
     max_steps: int = 100
@@ -144,7 +189,8 @@ class SDPGConfig:
     """Micro-batch budget in padded tokens of the longer (teacher) view; sets gradient accumulation."""
     head_chunk_size: int = 0
     """Tokens per chunk in the SDPG head, which never holds more than a few (chunk × vocab) fp32 buffers; 0 = auto:
-    the chunk whose buffer is about 128 MiB (220 tokens for a 151,936-row LM head, 1024 for 32,768), 64–4096."""
+    the chunk whose buffer is about 128 MiB on CPU (220 tokens for a 151,936-row LM head, 1024 for 32,768) or
+    1 GiB on GPU (1766 for 151,936), within 64–4096."""
     seed: int = 0
     """One seed for torch, numpy, Python, env problem selection and sampling."""
 
@@ -185,24 +231,27 @@ class SDPGConfig:
 
     @property
     def effective_beta_base(self) -> float:
-        """β_base used by the loss (0 for GRPO)."""
-        return 0.0 if self.loss == "grpo" else self.beta
+        """β_base used by the loss (0 for every loss but sdpg)."""
+        return self.beta if self.loss == "sdpg" else 0.0
 
     @property
     def needs_teacher(self) -> bool:
-        """Whether a teacher forward runs (β > 0)."""
-        return self.effective_beta_base > 0
+        """Whether a teacher forward runs (β > 0, or a loss that always uses the teacher)."""
+        return self.effective_beta_base > 0 or self.loss in TEACHER_LOSSES
 
-    def head_chunk_for(self, vocab_size: int) -> int:
+    def head_chunk_for(self, vocab_size: int, device_type: str = "cpu") -> int:
         """The head's chunk size for an LM head of ``vocab_size`` rows (resolves ``head_chunk_size=0``)."""
         if self.head_chunk_size:
             return self.head_chunk_size
-        return int(min(4096, max(64, (128 * 2**20) // (4 * max(vocab_size, 1)))))
+        budget = 2**30 if device_type == "cuda" else 128 * 2**20  # bytes of one (chunk, vocab) fp32 buffer
+        return int(min(4096, max(64, budget // (4 * max(vocab_size, 1)))))
 
     @property
     def needs_ref(self) -> bool:
-        """Whether a frozen reference model is kept (α > 0)."""
-        return self.alpha > 0
+        """Whether a frozen reference model is kept: α > 0 (sdpg/grpo), kl_coef > 0 (ppo); never for rlsd/sdpo/opsd."""
+        if self.loss == "ppo":
+            return self.kl_coef > 0
+        return self.alpha > 0 and self.loss in ("sdpg", "grpo")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict copy (JSON/YAML serialisable)."""
@@ -368,8 +417,28 @@ def _validate(c: SDPGConfig) -> None:
     _check(c.save_total_limit is None or c.save_total_limit >= 1, "save_total_limit must be ≥ 1 or None")
     for key in ("{prompt}", "{context}"):
         _check(key in c.teacher_template, f"teacher_template must contain {key}")
-    if c.loss == "sdpg" and c.beta > 0:
-        _check(len(c.context_sources) >= 1, "loss=sdpg with beta > 0 needs at least one context source")
+    if (c.loss == "sdpg" and c.beta > 0) or c.loss in TEACHER_LOSSES:
+        _check(len(c.context_sources) >= 1, f"loss={c.loss} needs at least one context source")
+    _validate_modes(c)
+
+
+def _validate_modes(c: SDPGConfig) -> None:
+    """Fields of the baseline and sibling modes (docs/methods.md)."""
+    _check(0 <= c.gamma <= 1 and 0 <= c.lam <= 1, f"gamma and lam must be in [0, 1], got {c.gamma}, {c.lam}")
+    for name in ("cliprange", "cliprange_value", "distill_is_clip", "encoder_learning_rate"):
+        _check(getattr(c, name) > 0, f"{name} must be > 0, got {getattr(c, name)}")
+    for name in ("vf_coef", "kl_coef", "rlsd_lambda_decay_steps", "rlsd_eps_w"):
+        _check(getattr(c, name) >= 0, f"{name} must be ≥ 0, got {getattr(c, name)}")
+    _check(0 <= c.rlsd_lambda <= 1, f"rlsd_lambda must be in [0, 1], got {c.rlsd_lambda}")
+    _check(0 <= c.distill_alpha <= 1, f"distill_alpha must be in [0, 1], got {c.distill_alpha}")
+    _check(c.distill_estimator in DIVERGENCES, f"distill_estimator must be one of {DIVERGENCES}")
+    _check(c.distill_topk >= 1 and c.encoder_num_prefix >= 1 and c.encoder_hidden_size >= 1,
+           "distill_topk, encoder_num_prefix and encoder_hidden_size must be ≥ 1")
+    if c.loss in ("sdpo", "opsd") and c.distill_estimator == "sampled":
+        _check(c.distill_alpha == 1.0, "distill_estimator=sampled estimates reverse KL only: set distill_alpha 1")
+    if c.teacher_model_kind == "encoder":
+        _check(c.loss in TEACHER_LOSSES or (c.loss == "sdpg" and c.beta > 0),
+               "teacher_model_kind=encoder needs a teacher: loss sdpg (beta > 0), rlsd, sdpo or opsd")
 
 
 def _field_docs() -> dict[str, str]:

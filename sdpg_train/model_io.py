@@ -14,7 +14,7 @@ Every sampled-token log-prob the trainer uses (old, reference, current) goes thr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +147,7 @@ class MicroBatch:
     old_logp: Tensor | None = None  # (Ntok,) filled once per step
     ref_logp: Tensor | None = None  # (Ntok,) filled once per step when a reference model is used
     teacher_tokens: Tensor | None = None  # (Ntok,) bool: tokens the teacher view covers (None: all, if any)
+    extra: dict = field(default_factory=dict)  # mode-specific per-token tensors (sdpg_train.modes: values, returns…)
 
     @property
     def num_tokens(self) -> int:

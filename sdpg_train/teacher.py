@@ -5,7 +5,8 @@ Context sources (combinable, joined by a blank line in the configured order):
 * ``env``       the environment's own context for this rollout (by default its reference + verifier feedback);
 * ``reference`` the problem's reference solution/answer;
 * ``feedback``  this rollout's verifier feedback;
-* ``sibling``   a successful completion of another sample of the same group (never the sample itself).
+* ``sibling``   a successful completion of another sample of the same group (never the sample itself);
+* ``sibling_else_feedback`` the sibling when one exists, else this rollout's feedback (SDPO's default).
 
 The context is truncated to a token budget before it enters the template, so the chat header (and the
 generation prompt the completion follows) is never cut (spec pitfall 1); :func:`teacher_prompt_ids` asserts
@@ -70,6 +71,9 @@ def build_contexts(batch: RolloutBatch, sources: Sequence[str], success_threshol
                 parts.append(render_context("feedback", batch.problems[i], batch.results[i]))
             elif src == "sibling":
                 parts.append(sibling_solution(batch, i, success_threshold))
+            elif src == "sibling_else_feedback":  # SDPO's default: feedback only when no sibling succeeded
+                parts.append(sibling_solution(batch, i, success_threshold)
+                             or render_context("feedback", batch.problems[i], batch.results[i]))
             else:
                 raise ValueError(f"unknown context source {src!r}")
         out.append("\n\n".join(p.strip() for p in parts if p and p.strip()))
@@ -180,7 +184,7 @@ def make_teacher_and_ref(policy: nn.Module, kind: str, needs_ref: bool) -> tuple
     A ``base`` teacher and the reference are both the frozen initial model, so they share one copy.
     """
     ref = frozen_copy(policy) if needs_ref else None
-    if kind == "live":
+    if kind in ("live", "encoder"):  # encoder: the live weights plus the trainable conditioning pathway
         return None, ref
     if kind == "base":
         return (ref if ref is not None else frozen_copy(policy)), ref

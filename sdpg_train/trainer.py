@@ -25,12 +25,16 @@ from sdpg_train.head import sdpg_head
 from sdpg_train.logging import make_logger, progress_postfix, step_metrics, write_samples
 from sdpg_train.loss import beta_schedule, sdpg_loss
 from sdpg_train.model_io import CompletionModel, MicroBatch, load_model_and_tokenizer, plan_step, sampled_logprobs
+from sdpg_train.modes import make_hooks, mode_loss
 from sdpg_train.rollout import DatasetSource, RolloutBatch, collect_rollouts, make_sources, pad_token_id
 from sdpg_train.teacher import build_teacher_view, ema_update_, make_teacher_and_ref
 
 
-def compute_loss(cfg: SDPGConfig, out, mb: MicroBatch, beta: float, num_tokens: float):
-    """The single loss dispatch point: per-token head outputs of one micro-batch -> (loss, stats)."""
+def compute_loss(cfg: SDPGConfig, out, mb: MicroBatch, beta: float, num_tokens: float, **extra: Any):
+    """The single loss dispatch point: per-token head outputs of one micro-batch -> (loss, stats).
+
+    ``extra`` carries mode-specific per-token tensors from ``ModeHooks.loss_inputs`` (PPO values, divergences).
+    """
     if cfg.loss in ("sdpg", "grpo"):
         old_logp = out.logp.detach() if mb.old_logp is None else mb.old_logp
         kl_teacher = out.kl_teacher
@@ -42,6 +46,8 @@ def compute_loss(cfg: SDPGConfig, out, mb: MicroBatch, beta: float, num_tokens: 
             alpha=cfg.alpha, kl_mode=cfg.kl_mode, gate_positive=cfg.gate_positive, clip_low=cfg.clip_low,
             clip_high=cfg.clip_high, dual_clip_c=cfg.dual_clip_c, kl_clamp=cfg.kl_clamp, num_tokens=num_tokens,
         )
+    if cfg.loss in ("ppo", "rlsd", "sdpo", "opsd"):  # baselines and sibling methods (docs/methods.md)
+        return mode_loss(cfg, out, mb, num_tokens, **extra)
     raise ValueError(f"unknown loss {cfg.loss!r}")
 
 
@@ -78,7 +84,8 @@ class SDPGTrainer:
             self.sources, self.weights = [DatasetSource(train_dataset, reward_funcs)], [1.0]
         else:
             self.sources, self.weights = make_sources(env, args.env_ids, args.env_kwargs, args.env_weights)
-        self.optimizer, self.scheduler = make_optimizer(self.policy, args)
+        self.hooks = make_hooks(self)  # per-loss extensions: value head, RLSD/SDPO teacher passes, encoder teacher
+        self.optimizer, self.scheduler = make_optimizer(self.policy, args, self.hooks.extra_parameters())
         self.pad_id = pad_token_id(self.tokenizer)
         self.output_dir = Path(args.output_dir or _default_run_dir(args, self.sources))
         self.global_step = 0
@@ -134,12 +141,12 @@ class SDPGTrainer:
         adv, adv_stats = group_advantages(batch.rewards, batch.group_size, scale=args.advantage_scale)
         # 3. teacher view: template(privileged context, prompt) ++ the exact completion ids
         tview = None
-        if beta > 0:  # with gate_positive only samples with A > 0 are distilled, so only they need a teacher
+        if self.hooks.needs_teacher_view(beta):  # with gate_positive only samples with A > 0 need a teacher
             tview = build_teacher_view(
                 self.tokenizer, batch, sources=args.context_sources, template=args.teacher_template,
                 max_context_length=args.max_context_length, success_threshold=args.success_reward_threshold,
                 chat_template_kwargs=args.chat_template_kwargs,
-                active=(adv > 0).tolist() if args.gate_positive else None)
+                active=self.hooks.teacher_active(batch, adv))
         minis = plan_step(batch, tview.prompt_ids if tview is not None else None, adv,
                           num_mini_batches=args.num_mini_batches, max_tokens=args.max_tokens_per_micro_batch,
                           pad_id=self.pad_id, device=self.dist.device)
@@ -151,6 +158,7 @@ class SDPGTrainer:
                 mb.old_logp = sampled_logprobs(self.policy, mb.student, **self._head_kw).logp
             if self.ref is not None and not args.full_ref_kl:
                 mb.ref_logp = sampled_logprobs(self.ref, mb.student, **self._head_kw).logp
+        mode_metrics = self.hooks.prepare(batch, tview, minis, step)  # PPO values + GAE, RLSD teacher log-probs
         # 5. update: per mini-batch, accumulate micro-batches, one optimizer step
         t3 = time.perf_counter()
         acc: Counter = Counter()
@@ -158,12 +166,14 @@ class SDPGTrainer:
             self._update(mini, beta, acc)
         if args.teacher_model_kind == "ema" and self.teacher is not None:
             ema_update_(self.teacher, self.policy, args.teacher_update_rate)
+        mode_metrics = {**mode_metrics, **self.hooks.after_step(batch, tview, minis)}
         # 6. metrics
         t4 = time.perf_counter()
         timings = {"rollout_s": t1 - t0, "verify_wait_s": batch.verify_wait_seconds, "teacher_view_s": t2 - t1,
                    "logprob_pass_s": t3 - t2, "update_s": t4 - t3, "step_s": t4 - t0}
         metrics = step_metrics(batch, tview, adv_stats, acc, timings, beta, self.scheduler.get_last_lr()[0],
                                self.dist.device)
+        metrics.update(mode_metrics)
         self._log_samples(step, batch, tview)
         return metrics
 
@@ -188,14 +198,17 @@ class SDPGTrainer:
                     teacher_weight=None if h_teacher is None else self._teacher_module().lm_head_weight.detach(),
                     ref_hidden=h_ref, ref_weight=None if h_ref is None else self.ref.lm_head_weight,
                     lm_bias=self.policy.lm_head_bias, **self._head_kw)
-                loss, stats = compute_loss(args, out, mb, beta, num_tokens)
+                loss, stats = compute_loss(args, out, mb, beta, num_tokens,
+                                           **self.hooks.loss_inputs(mb, out, h_student, h_teacher))
                 (loss * scale).backward()
                 acc["time/teacher"] += tu - tt
                 acc["time/student"] += time.perf_counter() - tu + tt - ts
             _accumulate(acc, out, stats, mb, loss)
             acc["train/micro_batches"] += 1
+        self.hooks.sync_gradients()
         grad_norm = torch.nn.utils.clip_grad_norm_(
-            self.policy.parameters(), args.max_grad_norm if args.max_grad_norm > 0 else float("inf"))
+            [*self.policy.parameters(), *self.hooks.extra_parameters()],
+            args.max_grad_norm if args.max_grad_norm > 0 else float("inf"))
         if torch.isfinite(grad_norm):
             self.optimizer.step()
             self.scheduler.step()
@@ -209,7 +222,7 @@ class SDPGTrainer:
     @property
     def _head_kw(self) -> dict[str, Any]:
         return {"temperature": self.args.temperature,
-                "chunk_size": self.args.head_chunk_for(self.policy.lm_head_weight.shape[0])}
+                "chunk_size": self.args.head_chunk_for(self.policy.lm_head_weight.shape[0], self.dist.device.type)}
 
     def _teacher_module(self) -> CompletionModel:
         return self.policy if self.teacher is None else self.teacher
@@ -218,7 +231,7 @@ class SDPGTrainer:
         """(Ntok, H) teacher hidden states; gated-out rows reuse the student's (KL = 0, weight 0 anyway)."""
         if mb.teacher is None:
             return None
-        h = self._teacher_module()(**mb.teacher.inputs())  # (Ntok_active, H)
+        h = self.hooks.teacher_forward(mb)  # (Ntok_active, H)
         if mb.teacher_tokens is None:
             return h
         full = h_student.detach().clone()  # (Ntok, H)
@@ -252,7 +265,8 @@ class SDPGTrainer:
         kwargs = dict(model=self.policy.lm, tokenizer=self.tokenizer, optimizer=self.optimizer,
                       scheduler=self.scheduler, save_total_limit=self.args.save_total_limit,
                       trainer_state={"config": self.args.to_dict(), "world_size": self.dist.world_size},
-                      ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None)
+                      ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None,
+                      extra_modules=self.hooks.modules())
         barrier(self.dist)
         if self.dist.is_main:  # rank 0 writes and renames the folder first, then the others add their RNG
             save_checkpoint(self.output_dir, self.global_step, rank=0, **kwargs)
@@ -277,7 +291,7 @@ class SDPGTrainer:
             raise FileNotFoundError(f"resume_from_checkpoint=True but {self.output_dir} has no checkpoint-N")
         state = load_checkpoint(path, model=self.policy.lm, optimizer=self.optimizer, scheduler=self.scheduler,
                                 ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None,
-                                rank=self.dist.rank)
+                                rank=self.dist.rank, extra_modules=self.hooks.modules())
         self.global_step = int(state["global_step"])
 
 
@@ -303,11 +317,12 @@ def _accumulate(acc: Counter, out, stats: dict[str, float], mb: MicroBatch, loss
             acc[f"mean/{k}"] += v * n
 
 
-def make_optimizer(policy: torch.nn.Module, args: SDPGConfig):
-    """AdamW over trainable parameters + linear warm-up, then constant / linear / cosine decay."""
+def make_optimizer(policy: torch.nn.Module, args: SDPGConfig, extra_params=()):
+    """AdamW over trainable parameters (policy, then ``extra_params`` such as PPO's value head) + linear warm-up,
+    then constant / linear / cosine decay."""
     import math
 
-    params = [p for p in policy.parameters() if p.requires_grad]
+    params = [p for p in policy.parameters() if p.requires_grad] + [p for p in extra_params if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
                             eps=args.adam_epsilon, weight_decay=args.weight_decay)
     total, warm = args.max_steps * args.num_mini_batches, args.warmup_steps

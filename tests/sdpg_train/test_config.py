@@ -93,4 +93,5 @@ def test_auto_head_chunk_keeps_one_buffer_near_128_mib():
     assert cfg.head_chunk_size == 0
     assert cfg.head_chunk_for(151_936) == 220 and cfg.head_chunk_for(32_768) == 1024
     assert cfg.head_chunk_for(259) == 4096 and cfg.head_chunk_for(10**8) == 64
+    assert cfg.head_chunk_for(151_936, "cuda") == 1766
     assert SDPGConfig(head_chunk_size=333).head_chunk_for(151_936) == 333

@@ -1,0 +1,52 @@
+"""``sdpg train-verifier``: fit a learned scalar verifier on rule-verifier labels and report held-out agreement.
+
+Example: ``sdpg train-verifier --env sdpg/Arith-v0 --model tiny --num_problems 300 --output runs/verifier``
+prints one JSON line (held-out accuracy and AUC against the rule verifier) and saves the head; use it as a reward
+with ``sdpg_train.learned_verifier.LearnedRewardSource(env, LearnedVerifier.load(path))``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", default="sdpg/Arith-v0", help="env id whose rule verifier gives the labels")
+    parser.add_argument("--env_kwargs", default="{}", help="JSON keyword arguments for gym.make")
+    parser.add_argument("--model", default="tiny", help="featuriser: hub id, local path or 'tiny'")
+    parser.add_argument("--num_problems", type=int, default=300, help="problems (3 candidates each)")
+    parser.add_argument("--epochs", type=int, default=200, help="full-batch AdamW epochs")
+    parser.add_argument("--heldout_frac", type=float, default=0.25, help="fraction of examples held out")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=None, help="folder to save the verifier into (optional)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+    import torch
+
+    import sdpg_envs  # noqa: F401
+    from sdpg_train.learned_verifier import LearnedVerifier, collect_examples, featurize, train_verifier
+    from sdpg_train.model_io import load_model_and_tokenizer
+
+    try:
+        kwargs = json.loads(args.env_kwargs)
+        if args.num_problems < 2 or not 0 < args.heldout_frac < 1:
+            raise ValueError("need --num_problems ≥ 2 and 0 < --heldout_frac < 1")
+        env = gym.make(args.env, **kwargs)
+        lm, tok = load_model_and_tokenizer(args.model, None, name_or_path=None, dtype="float32", seed=args.seed,
+                                           gradient_checkpointing=False)
+    except (ValueError, OSError, gym.error.Error, json.JSONDecodeError) as exc:
+        print(f"sdpg train-verifier: {exc}", file=sys.stderr)
+        return 2
+    torch.manual_seed(args.seed)
+    data = collect_examples(env, args.num_problems, seed=args.seed)
+    feats = featurize(lm, tok, data.prompts, data.completions)
+    head, metrics = train_verifier(feats, data.labels, heldout_frac=args.heldout_frac, epochs=args.epochs,
+                                   seed=args.seed)
+    if args.output:
+        LearnedVerifier(lm, tok, head, args.model).save(args.output)
+    print(json.dumps({"env": args.env, "model": args.model, **{k: round(v, 4) for k, v in metrics.items()}}))
+    return 0

@@ -1,0 +1,198 @@
+"""The CPU demo: warm start (teacher view identical to the trainer's), the report's helpers, the CLI's checks, and
+the shortened demo end to end with every reported number recomputed from the eval samples files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import torch
+
+import sdpg_envs  # noqa: F401  (registers the sdpg/* ids)
+from sdpg_train.cli import main
+from sdpg_train.config import LOSSES
+from sdpg_train.demo import DEMO_TEACHER_TEMPLATE, DemoConfig, quick_config, run_demo, split_methods
+from sdpg_train.demo_report import auto_threshold, moving_average, steps_to_threshold, train_pass_rates
+from sdpg_train.report import fmt_pct, read_samples
+from sdpg_train.rollout import EnvSource, collect_rollouts
+from sdpg_train.sft import (
+    IGNORE_INDEX,
+    SFTConfig,
+    TeacherFormat,
+    TeacherViewEnv,
+    collate,
+    example_ids,
+    supervised_warm_start,
+)
+from sdpg_train.teacher import build_teacher_view
+
+FMT = TeacherFormat(template=DEMO_TEACHER_TEMPLATE, max_context_length=256)
+
+
+def _envs(split: str = "train"):
+    cfg = DemoConfig(output_dir="unused")
+    return [gym.make("sdpg/Arith-v0", split=split, **cfg.arith_kwargs),
+            gym.make("sdpg/PyFunc-v0", split=split, **cfg.pyfunc_kwargs)]
+
+
+# ---------------------------------------------------------------------------- warm start
+@pytest.mark.timeout(120)
+def test_teacher_examples_equal_the_trainers_teacher_view(tiny_model, tokenizer):
+    """The warm start's teacher-view prompt ids are token for token what the trainer builds for a rollout."""
+    envs = _envs()
+    try:
+        for env in envs:
+            batch = collect_rollouts(
+                tiny_model, tokenizer, [EnvSource(env)], [1.0], step=1, num_prompts=3, group_size=2,
+                gen={"max_completion_length": 4, "temperature": 1.0, "top_p": 1.0, "top_k": 0, "stop_strings": []},
+                generation_batch_size=8, max_prompt_length=512)
+            view = build_teacher_view(tokenizer, batch, sources=["env"], template=FMT.template,
+                                      max_context_length=FMT.max_context_length)
+            for i, problem in enumerate(batch.problems):
+                teacher_ids, completion = example_ids(tokenizer, env.unwrapped, problem, teacher=True, fmt=FMT)
+                student_ids, _ = example_ids(tokenizer, env.unwrapped, problem, teacher=False, fmt=FMT)
+                assert teacher_ids == view.prompt_ids[i]
+                assert student_ids == batch.prompt_ids[i]
+                assert len(teacher_ids) > len(student_ids)  # the context is really there
+                assert completion[-1] == tokenizer.eos_token_id
+                assert tokenizer.decode(completion[:-1]) == env.unwrapped.gold_completion(problem)
+    finally:
+        for env in envs:
+            env.close()
+
+
+def test_collate_masks_prompt_and_padding(tokenizer):
+    examples = [([5, 6, 7], [8, 9, 1]), ([5], [10, 1])]
+    batch = collate(examples, pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9, 1], [5, 10, 1, 0, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]]
+    m = IGNORE_INDEX
+    assert batch["labels"].tolist() == [[m, m, m, 8, 9, 1], [m, 10, 1, m, m, m]]
+
+
+@pytest.mark.timeout(120)
+def test_warm_start_lowers_the_completion_loss(tiny_model, tokenizer):
+    envs = _envs()
+    try:
+        hist = supervised_warm_start(tiny_model, tokenizer, envs, SFTConfig(steps=25, batch_size=8, warmup_steps=2),
+                                     FMT, progress=False)
+    finally:
+        for env in envs:
+            env.close()
+    losses = hist["losses"]
+    assert len(losses) == 25 and hist["tokens"] > 0
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:3]) / 3
+    assert all(torch.isfinite(p).all() for p in tiny_model.parameters())
+
+
+def test_sft_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="context_fraction"):
+        SFTConfig(context_fraction=1.5)
+    with pytest.raises(ValueError, match="batch_size"):
+        SFTConfig(batch_size=0)
+
+
+def test_teacher_view_env_shows_the_context_and_verifies_like_the_env(tokenizer):
+    env = _envs("test")[1]
+    try:
+        view = TeacherViewEnv(env, tokenizer, FMT, env_id="sdpg/PyFunc-v0")
+        problem = view.problem_at(3)
+        gold = env.unwrapped.gold_completion(problem)
+        assert env.unwrapped.prompt_for(problem) in view.prompt_for(problem)
+        assert gold.strip() in view.prompt_for(problem)  # the reference solution is the privileged context
+        assert "Reference solution" not in env.unwrapped.prompt_for(problem)
+        ok, bad = view.verify_batch([problem, problem], [gold, "def f(x) return"])
+        assert ok.passed and bad.status == "compile_error"
+        assert view.spec.id == "sdpg/PyFunc-v0+teacher-view" and view.unwrapped is view
+    finally:
+        env.close()
+
+
+# ---------------------------------------------------------------------------- report helpers
+def test_steps_to_threshold_uses_the_trailing_moving_average():
+    rates = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert moving_average(rates, 2) == pytest.approx([0.0, 0.1, 0.3, 0.5, 0.7, 0.9])
+    assert steps_to_threshold(rates, 0.5, window=2) == 4
+    assert steps_to_threshold(rates, 0.95, window=2) is None
+    assert steps_to_threshold(rates, 0.0, window=2) == 1
+    curves = {"a": [0.2, 0.2, 0.2], "b": [0.2, 0.6, 1.0]}
+    assert auto_threshold(curves) == pytest.approx(0.2 + 0.5 * (0.6 - 0.2))
+
+
+def test_split_methods_keeps_supported_losses():
+    cfg = DemoConfig(output_dir="x", methods=("sdpg", "grpo", "nope", "wide"),
+                     method_overrides={"wide": {"loss": "sdpg", "beta": 0.5}})
+    runnable, missing = split_methods(cfg)
+    assert runnable == ["sdpg", "grpo", "wide"] and missing == ["nope"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--methods", "foo,bar"], "none of the methods"),
+    (["--threshold", "2"], "--threshold must be in"),
+])
+def test_cli_rejects_bad_input(tmp_path, capsys, argv, message):
+    assert main(["demo", "--quick", "--output", str(tmp_path / "d"), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- end to end
+def _recompute(eval_dir: Path) -> dict[str, float | None]:
+    records = read_samples(eval_dir / "samples.jsonl")
+    n = len(records)
+    code = any(r.status in ("compile_error", "runtime_error", "wrong_answer", "timeout") for r in records) or \
+        "PyFunc" in eval_dir.name
+    return {"accuracy": sum(r.score for r in records) / n, "pass_rate": sum(r.passed for r in records) / n,
+            "compile_error_rate": sum(r.status == "compile_error" for r in records) / n if code else None,
+            "num_samples": n}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--no-progress", "--output", str(out)]) == 0
+    assert "# SDPG CPU demo" in capsys.readouterr().out
+    rep = json.loads((out / "report.json").read_text())
+    md = (out / "report.md").read_text()
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cfg = quick_config(str(out))
+    expected = [m for m in ("sdpg", "grpo", "ppo") if m in LOSSES]
+    assert list(rep["methods"]) == expected
+    assert rep["missing_methods"] == [m for m in ("sdpg", "grpo", "ppo") if m not in LOSSES]
+    for m in rep["missing_methods"]:
+        assert f"**{m}**" in md  # named in the report, not silently dropped
+    assert rep["budget"]["completions_per_method"] == cfg.steps * cfg.prompts_per_step * cfg.generations
+    # every held-out number equals what its samples file gives, and report.md shows it
+    for label, per_env in rep["evals"].items():
+        row = next(line for line in md.splitlines() if line.startswith(f"| {label} |"))
+        for env_id, entry in ((e, x) for e, x in per_env.items() if e != "mean_pass_rate"):
+            eval_dir = out / entry["path"]
+            assert json.loads((eval_dir / "results.json").read_text())["complete"] is True
+            truth = _recompute(eval_dir)
+            assert truth["num_samples"] == entry["num_samples"] == cfg.eval_n * cfg.eval_samples
+            for key in ("accuracy", "pass_rate", "compile_error_rate"):
+                assert entry[key] == pytest.approx(truth[key]) if truth[key] is not None else entry[key] is None
+            assert fmt_pct(truth["pass_rate"]) in row
+            if truth["compile_error_rate"] is not None:
+                assert fmt_pct(truth["compile_error_rate"]) in row
+    for env_id, gap in rep["teacher_gap"].items():
+        teacher = _recompute(out / gap["teacher_path"])
+        assert gap["teacher"] == pytest.approx(teacher["pass_rate"])
+        assert gap["student"] == pytest.approx(rep["evals"]["warm start"][env_id]["pass_rate"])
+    for m, info in rep["methods"].items():
+        run = out / info["run_path"]
+        rows = (run / "metrics.jsonl").read_text().splitlines()
+        assert len(rows) == cfg.steps and (run / f"checkpoint-{cfg.steps}").is_dir()
+        assert info["steps_to_threshold"] == steps_to_threshold(train_pass_rates(run), rep["threshold"])
+    # resumable: a second run reuses every stage's outputs and reports the same numbers
+    sft_mtime = (out / "warmstart" / "sft.json").stat().st_mtime
+    metrics_before = {m: (out / "runs" / m / "metrics.jsonl").read_text() for m in rep["methods"]}
+    run_demo(replace(cfg, progress=False))
+    again = json.loads((out / "report.json").read_text())
+    assert again["evals"] == rep["evals"] and again["teacher_gap"] == rep["teacher_gap"]
+    assert (out / "warmstart" / "sft.json").stat().st_mtime == sft_mtime
+    assert {m: (out / "runs" / m / "metrics.jsonl").read_text() for m in rep["methods"]} == metrics_before
