@@ -129,13 +129,16 @@ class EncoderTeacher:
                 g.add_(d)
             total_nll += float(nll.detach())
             total_tok += int(w.sum())
-        if total_tok == 0:
-            return {"encoder/trained_tokens": 0.0}
-        if t.dist.enabled:
+        if t.dist.enabled:  # every rank joins the collectives, even with nothing to train on
             import torch.distributed as tdist
+
+            from sdpg_train.distributed import all_reduce_sum
 
             for g in grads:
                 tdist.all_reduce(g)
+            total_nll, total_tok = all_reduce_sum(total_nll, t.dist), int(all_reduce_sum(total_tok, t.dist))
+        if total_tok == 0:
+            return {"encoder/trained_tokens": 0.0}
         for p, g in zip(params, grads):
             p.grad = g / total_tok
         torch.nn.utils.clip_grad_norm_(params, 1.0)

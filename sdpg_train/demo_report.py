@@ -6,6 +6,7 @@ Every held-out number comes from an eval folder's ``results.json`` (itself recom
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 import time
@@ -21,6 +22,7 @@ REPORT_FORMAT = "sdpg-demo/1"
 WINDOW = 5
 """Moving-average window (steps) of the training pass rate used for steps-to-threshold."""
 WARM_LABEL = "warm start"
+_PER_ENV = re.compile(r"rewards/sdpg/[^/]+/mean")
 
 
 def moving_average(values: Sequence[float], window: int = WINDOW) -> list[float]:
@@ -34,10 +36,16 @@ def moving_average(values: Sequence[float], window: int = WINDOW) -> list[float]
     return out
 
 
+def balanced_pass_rate(row: dict[str, Any]) -> float:
+    """A step's training pass rate averaged over the envs it drew (``rewards/<env>/mean``; the demo's verifiers
+    score 0/1), so the random env mix of a step does not move it; the plain pass rate for a single env."""
+    per_env = [float(v) for k, v in row.items() if _PER_ENV.fullmatch(k) and isinstance(v, (int, float))]
+    return sum(per_env) / len(per_env) if per_env else float(row.get("pass_rate", 0.0))
+
+
 def train_pass_rates(run_dir: Path) -> list[float]:
-    """Per-step training pass rate of a run (from the status counts in ``metrics.jsonl``)."""
-    rows = read_metrics_jsonl(run_dir / "metrics.jsonl")
-    return [float(r.get("pass_rate", 0.0)) for r in rows]
+    """Per-step training pass rate of a run (:func:`balanced_pass_rate` of each ``metrics.jsonl`` row)."""
+    return [balanced_pass_rate(r) for r in read_metrics_jsonl(run_dir / "metrics.jsonl")]
 
 
 def steps_to_threshold(rates: Sequence[float], threshold: float, window: int = WINDOW) -> int | None:
@@ -143,7 +151,7 @@ def render_markdown(rep: dict[str, Any]) -> str:
                 lines.append(f"- {m} ({_short(e)}): {headline_line('compile errors', before, after)}")
     lines += ["", "## Training curves", "", "![training curves](curves.png)", "",
               f"Steps to threshold: the first step at which the {rep['threshold_window']}-step moving average of the "
-              f"training pass rate reaches {fmt_pct(rep['threshold'])}"
+              f"training pass rate (mean over the envs of the step) reaches {fmt_pct(rep['threshold'])}"
               + (" (set with `--threshold`)." if cfg["threshold"] is not None else
                  " (halfway from the first step's pass rate to the best method's final one).")]
     if rep["missing_methods"]:

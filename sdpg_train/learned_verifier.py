@@ -142,9 +142,9 @@ def train_verifier(features: Tensor, labels: Tensor, *, heldout_frac: float = 0.
         opt.step()
     with torch.no_grad():
         s_test, s_train = head(features[test]), head(features[train])
-    metrics = {"heldout_accuracy": float(((s_test > 0).float() == labels[test]).float().mean()),
-               "heldout_auc": roc_auc(s_test, labels[test]), "train_accuracy": float(((s_train > 0).float()
-                                                                                      == labels[train]).float().mean()),
+    acc = lambda s, y: float(((s > 0).float() == y).float().mean())  # noqa: E731
+    metrics = {"heldout_accuracy": acc(s_test, labels[test]), "heldout_auc": roc_auc(s_test, labels[test]),
+               "train_accuracy": acc(s_train, labels[train]),
                "heldout_n": float(n_test), "train_n": float(len(train)), "positive_frac": float(labels.mean()),
                "final_train_loss": float(loss.detach())}
     return head, metrics

@@ -77,9 +77,10 @@ class ModeHooks:
             return
         import torch.distributed as tdist
 
-        for p in self.extra_parameters():
+        for p in self.extra_parameters():  # the loss was scaled by world_size, so the average matches DDP's
             if p.grad is not None:
                 tdist.all_reduce(p.grad, op=tdist.ReduceOp.SUM)
+                p.grad.div_(dist.world_size)
 
     # -------------------------------------------------------------- step hooks
     def teacher_active(self, batch: Any, adv: Tensor) -> list[bool] | None:
