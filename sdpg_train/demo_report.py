@@ -22,7 +22,7 @@ REPORT_FORMAT = "sdpg-demo/1"
 WINDOW = 5
 """Moving-average window (steps) of the training pass rate used for steps-to-threshold."""
 WARM_LABEL = "warm start"
-_PER_ENV = re.compile(r"rewards/sdpg/[^/]+/mean")
+_PER_ENV = re.compile(r"rewards/.+/mean")
 
 
 def moving_average(values: Sequence[float], window: int = WINDOW) -> list[float]:
