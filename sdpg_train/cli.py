@@ -14,6 +14,7 @@ import sys
 # name -> (module, one-line help). Add a line here when you add a command module.
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("sdpg_train.commands.doctor", "report Python, torch, CUDA, sandbox backends and Docker status"),
+    "envs": ("sdpg_train.commands.envs", "list registered reasoning environment ids"),
     "verify": ("sdpg_train.commands.verify", "batch-verify a JSONL file of math answers or programs"),
     "sandbox": ("sdpg_train.commands.sandbox", "sandbox utilities: `sdpg sandbox build-image [--tag]`"),
     "train": ("sdpg_train.commands.train", "train a causal LM with SDPG (or GRPO) on verifier environments"),
