@@ -17,11 +17,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
-from sandboxes._common import encode_request, error_result, facts_to_result, too_big, validate_program
+from sandboxes._common import encode_request, error_result, facts_to_result, run_batch, too_big, validate_program
 from sandboxes.base import ExecutionResult, Limits, Program
 
 ZYGOTE_SOURCE = (Path(__file__).with_name("_zygote.py")).read_text()
@@ -213,3 +213,43 @@ class ForkServerPool:
         self._spawner.stop()
         if self._on_close is not None:
             self._on_close()
+
+
+class PooledSandbox:
+    """The plumbing every backend shares: a :class:`ForkServerPool` of ``workers`` warm servers and leased uids.
+
+    Backends set ``self.workers``, ``self._uids`` and ``self._pool`` in ``__init__`` and describe their own
+    isolation in their module docstring; this class only forwards to the pool.
+    """
+
+    workers: int
+    _pool: ForkServerPool
+    _uids: object | None
+
+    @property
+    def uids(self) -> tuple[int, ...]:
+        """The unprivileged uids this sandbox's programs run as (empty when not dropping privileges)."""
+        return tuple(self._uids.uids) if self._uids is not None else ()
+
+    def warm(self, n: int | None = None) -> None:
+        """Start ``n`` workers now (default: all) so the first runs do not pay start-up."""
+        self._pool.warm(n)
+
+    def run(self, program: Program) -> ExecutionResult:
+        """Run one program; invalid programs raise ``ValueError``, sandbox failures give ``sandbox_error``."""
+        return self._pool.run(program)
+
+    def run_many(self, programs: Iterable[Program], *, max_workers: int | None = None
+                 ) -> Iterator[tuple[int, ExecutionResult]]:
+        """Run a batch on at most ``max_workers`` workers (default: ``workers``); yield ``(index, result)``."""
+        return run_batch(self.run, programs, min(max_workers or self.workers, self.workers))
+
+    def close(self) -> None:
+        """Stop the workers and release their resources (always safe to call twice)."""
+        self._pool.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -27,17 +27,17 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from sandboxes import cgroups, uids
-from sandboxes._common import CLEAN_ENV, PRELOAD, base_python, python_prefix, run_batch
-from sandboxes._forkserver import ZYGOTE_SOURCE, ForkServerPool, Worker
-from sandboxes.base import ExecutionResult, Limits, Program
+from sandboxes._common import CLEAN_ENV, PRELOAD, base_python, python_prefix
+from sandboxes._forkserver import ZYGOTE_SOURCE, ForkServerPool, PooledSandbox, Worker
+from sandboxes.base import Limits
 
 HIDDEN = ("/root", "/home", "/run")
 
 
-class BwrapSandbox:
+class BwrapSandbox(PooledSandbox):
     """Runs programs in bubblewrap jails; see the module docstring for the exact guarantees."""
 
     name = "bwrap"
@@ -112,32 +112,6 @@ class BwrapSandbox:
                 cg.remove()
         self._cgroups.clear()
 
-    @property
-    def uids(self) -> tuple[int, ...]:
-        """The unprivileged uids this sandbox's programs run as (empty when not dropping privileges)."""
-        return tuple(self._uids.uids) if self._uids is not None else ()
-
-    def warm(self, n: int | None = None) -> None:
-        """Start ``n`` jails now (default: all) so the first runs do not pay start-up."""
-        self._pool.warm(n)
-
-    def run(self, program: Program) -> ExecutionResult:
-        """Run one program; invalid programs raise ``ValueError``, sandbox failures give ``sandbox_error``."""
-        return self._pool.run(program)
-
-    def run_many(self, programs: Iterable[Program], *, max_workers: int | None = None
-                 ) -> Iterator[tuple[int, ExecutionResult]]:
-        """Run a batch on at most ``max_workers`` jails (default: ``workers``); yield ``(index, result)``."""
-        return run_batch(self.run, programs, min(max_workers or self.workers, self.workers))
-
-    def close(self) -> None:
-        self._pool.close()
-
-    def __enter__(self) -> BwrapSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def probe(bwrap: str | None = None) -> tuple[bool, str]:

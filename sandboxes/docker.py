@@ -29,12 +29,12 @@ import socket
 import struct
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from sandboxes import uids
-from sandboxes._common import CLEAN_ENV, PRELOAD, run_batch
-from sandboxes._forkserver import START_TIMEOUT_S, ZYGOTE_SOURCE, ForkServerPool, WorkerDied
-from sandboxes.base import ExecutionResult, Limits, Program
+from sandboxes._common import CLEAN_ENV, PRELOAD
+from sandboxes._forkserver import START_TIMEOUT_S, ZYGOTE_SOURCE, ForkServerPool, PooledSandbox, WorkerDied
+from sandboxes.base import Limits
 from sandboxes.image import DEFAULT_TAG
 
 IDLE = "# sdpg-sandbox-idle\nimport signal\nwhile True:\n    signal.pause()\n"
@@ -105,7 +105,7 @@ class DockerWorker:
             pass
 
 
-class DockerSandbox:
+class DockerSandbox(PooledSandbox):
     """Runs programs in warm Docker containers; see the module docstring for the exact guarantees."""
 
     name = "docker"
@@ -192,33 +192,6 @@ class DockerSandbox:
         except Exception:
             pass
 
-    @property
-    def uids(self) -> tuple[int, ...]:
-        """The unprivileged uids this sandbox's programs run as (empty when not dropping privileges)."""
-        return tuple(self._uids.uids) if self._uids is not None else ()
-
-    def warm(self, n: int | None = None) -> None:
-        """Start ``n`` containers now (default: all); container start is slow with the vfs driver."""
-        self._pool.warm(n)
-
-    def run(self, program: Program) -> ExecutionResult:
-        """Run one program in a warm container; invalid programs raise ``ValueError``."""
-        return self._pool.run(program)
-
-    def run_many(self, programs: Iterable[Program], *, max_workers: int | None = None
-                 ) -> Iterator[tuple[int, ExecutionResult]]:
-        """Run a batch on at most ``max_workers`` containers (default: ``workers``)."""
-        return run_batch(self.run, programs, min(max_workers or self.workers, self.workers))
-
-    def close(self) -> None:
-        """Stop the servers and remove every container (always; also registered at exit)."""
-        self._pool.close()
-
-    def __enter__(self) -> DockerSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def probe(base_url: str | None = None, image: str = DEFAULT_TAG) -> tuple[bool, str]:

@@ -28,11 +28,11 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from sandboxes import cgroups, uids
-from sandboxes._common import CLEAN_ENV, PRELOAD, base_python, run_batch
-from sandboxes._forkserver import ZYGOTE_SOURCE, ForkServerPool, Worker
+from sandboxes._common import CLEAN_ENV, PRELOAD, base_python
+from sandboxes._forkserver import ZYGOTE_SOURCE, ForkServerPool, PooledSandbox, Worker
 from sandboxes._pymirror import python_mirror, reachable_by
 from sandboxes.base import ExecutionResult, Limits, Program
 
@@ -41,7 +41,7 @@ SHARED_TMP = ["/tmp", "/var/tmp", "/dev/shm"]
 _warned = False
 
 
-class ProcessSandbox:
+class ProcessSandbox(PooledSandbox):
     """Runs programs as plain (limited) processes; NOT isolated — see the module docstring."""
 
     name = "process"
@@ -97,15 +97,6 @@ class ProcessSandbox:
         self._cgroups.clear()
         shutil.rmtree(self._root, ignore_errors=True)
 
-    @property
-    def uids(self) -> tuple[int, ...]:
-        """The unprivileged uids this sandbox's programs run as (empty when not dropping privileges)."""
-        return tuple(self._uids.uids) if self._uids is not None else ()
-
-    def warm(self, n: int | None = None) -> None:
-        """Start ``n`` fork servers now (default: all)."""
-        self._pool.warm(n)
-
     def run(self, program: Program) -> ExecutionResult:
         """Run one program (not isolated); invalid programs raise ``ValueError``."""
         global _warned
@@ -114,20 +105,6 @@ class ProcessSandbox:
             log.warning("sandboxes: the 'process' backend does NOT isolate programs from the host "
                         "(no namespaces); use 'bwrap' or 'docker' for untrusted code")
         return self._pool.run(program)
-
-    def run_many(self, programs: Iterable[Program], *, max_workers: int | None = None
-                 ) -> Iterator[tuple[int, ExecutionResult]]:
-        """Run a batch on at most ``max_workers`` servers (default: ``workers``); yield ``(index, result)``."""
-        return run_batch(self.run, programs, min(max_workers or self.workers, self.workers))
-
-    def close(self) -> None:
-        self._pool.close()
-
-    def __enter__(self) -> ProcessSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def probe() -> tuple[bool, str]:
