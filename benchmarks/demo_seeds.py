@@ -131,6 +131,7 @@ def main() -> int:
     ap.add_argument("--variants", default="", help="extra SDPG runs: 'label:key=value:...,label2:...'")
     ap.add_argument("--steps", type=int, default=None, help="RL steps per method (default: the demo's)")
     ap.add_argument("--beta", type=float, default=None, help="β of the plain 'sdpg' method (default: the demo's)")
+    ap.add_argument("--lr", type=float, default=None, help="RL learning rate of every method (default: the demo's)")
     ap.add_argument("--threshold", type=float, default=None)
     ap.add_argument("--quick", action="store_true", help="the CI-sized demo per seed")
     ap.add_argument("--workers", type=int, default=2)
@@ -146,6 +147,8 @@ def main() -> int:
         changes["steps"] = args.steps
     if args.beta is not None:
         changes["beta"] = args.beta
+    if args.lr is not None:
+        changes["learning_rate"] = args.lr
     base = replace(base, **changes)
     runnable, missing = split_methods(base)
     for m in missing:

@@ -9,13 +9,20 @@ forward (no grad) + student forward/backward through the chunked head + AdamW st
 
 * ``sdpg``     β = 1e-3 (full-vocabulary KL to the live teacher), α = 1e-3 URKL (frozen reference model);
 * ``grpo``     β = 0, α = 0 (plain GRPO: no teacher, no reference model) — the baseline of ``ratio``;
-* ``grpo_ref`` β = 0, α = 1e-3 (GRPO with the same reference term as SDPG).
+* ``grpo_ref`` β = 0, α = 1e-3 (GRPO with the same reference term as SDPG);
+* ``sdpg_noref`` β = 1e-3, α = 0 (SDPG's teacher KL alone: the like-for-like comparison with ``grpo``).
+
+``ratio`` = sdpg / grpo (the issue's headline figure, although sdpg also pays for the reference model),
+``ratio_vs_grpo_ref`` = sdpg / grpo_ref and ``ratio_noref_vs_grpo`` = sdpg_noref / grpo compare equal
+reference settings. All trainers use ``fused_head`` (the head's gradient formed in its forward pass) unless
+``--no-fused-head`` is given.
 
 Repeats are interleaved (sdpg, grpo, grpo_ref, sdpg, ...) and the median is reported, so load on a shared
 machine hits all methods alike. Prints one JSON line.
 
     python benchmarks/train_step.py                 # hidden 256, 4 layers, vocab 32k, 4×4 completions of 128
     python benchmarks/train_step.py --quick         # small, < 1 minute on CPU
+    python benchmarks/train_step.py --no-fused-head # the two-pass head (recomputes logits in backward)
     python benchmarks/train_step.py --device cuda --hidden 896 --layers 24 --vocab 151936 --length 512
 """
 
@@ -41,7 +48,7 @@ from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm  # noqa: E402
 from sdpg_train.trainer import SDPGTrainer  # noqa: E402
 
 METHODS = {"sdpg": dict(loss="sdpg", beta=1e-3, alpha=1e-3), "grpo": dict(loss="grpo", alpha=0.0),
-           "grpo_ref": dict(loss="grpo", alpha=1e-3)}
+           "grpo_ref": dict(loss="grpo", alpha=1e-3), "sdpg_noref": dict(loss="sdpg", beta=1e-3, alpha=0.0)}
 
 
 def make_batch(tok, prompts: int, group: int, length: int, seed: int = 0) -> RolloutBatch:
@@ -77,6 +84,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     ap.add_argument("--head-chunk", type=int, default=0, help="head_chunk_size (0 = auto)")
+    ap.add_argument("--fused-head", action=argparse.BooleanOptionalAction, default=True,
+                    help="SDPGConfig.fused_head (default on)")
     a = ap.parse_args()
     if a.quick:
         a.hidden, a.layers, a.vocab, a.prompts, a.group, a.length, a.repeats = 128, 2, 4096, 4, 4, 64, 3
@@ -93,7 +102,7 @@ def main() -> None:
                          num_generations=a.group, max_steps=100, learning_rate=1e-6, max_context_length=512,
                          max_tokens_per_micro_batch=a.micro_tokens, output_dir="/tmp/sdpg-bench-train-step",
                          disable_tqdm=True, save_final=False, log_completions=False, head_chunk_size=a.head_chunk,
-                         **changes)
+                         fused_head=a.fused_head, **changes)
         trainers[name] = SDPGTrainer(copy.deepcopy(base), env=["sdpg/Arith-v0"], args=cfg, processing_class=tok)
     times: dict[str, list[float]] = {n: [] for n in METHODS}
     last: dict[str, dict] = {}
@@ -111,13 +120,16 @@ def main() -> None:
     s = last["sdpg"]
     print(json.dumps({
         "device": a.device, "threads": torch.get_num_threads(), "dtype": a.dtype, "hidden": a.hidden,
-        "layers": a.layers, "vocab": a.vocab,
+        "layers": a.layers, "vocab": a.vocab, "fused_head": a.fused_head,
         "n_sequences": len(batch), "completion_len": a.length,
         "student_prompt_len": sum(map(len, batch.prompt_ids)) / len(batch),
         "context_tokens_mean": round(s.get("distill/context_len", 0.0), 1), "repeats": a.repeats,
         "sdpg_step_s": round(med["sdpg"], 4), "grpo_step_s": round(med["grpo"], 4),
         "grpo_ref_step_s": round(med["grpo_ref"], 4), "ratio": round(med["sdpg"] / med["grpo"], 3),
         "ratio_vs_grpo_ref": round(med["sdpg"] / med["grpo_ref"], 3),
+        "sdpg_noref_step_s": round(med["sdpg_noref"], 4),
+        "ratio_noref_vs_grpo": round(med["sdpg_noref"] / med["grpo"], 3),
+        "sdpg_teacher_view_s": round(s["perf/teacher_view_s"], 4),
         "sdpg_teacher_forward_s": round(s["perf/teacher_forward_s"], 4),
         "sdpg_logprob_pass_s": round(s["perf/logprob_pass_s"], 4),
         "sdpg_student_fwd_bwd_s": round(s["perf/student_fwd_bwd_s"], 4),

@@ -22,6 +22,8 @@ REPORT_FORMAT = "sdpg-demo/1"
 WINDOW = 5
 """Moving-average window (steps) of the training pass rate used for steps-to-threshold."""
 WARM_LABEL = "warm start"
+MIN_GAIN = 0.02
+"""Smallest gain over the start that the automatic threshold asks for (2 points of pass rate)."""
 _PER_ENV = re.compile(r"rewards/.+/mean")
 
 
@@ -49,19 +51,21 @@ def train_pass_rates(run_dir: Path) -> list[float]:
 
 
 def steps_to_threshold(rates: Sequence[float], threshold: float, window: int = WINDOW) -> int | None:
-    """First step (1-based) whose trailing moving average of ``rates`` is ≥ ``threshold``; None if never."""
+    """First step (1-based, from the first full window on) whose trailing moving average of ``rates`` is
+    ≥ ``threshold``; None if never."""
     for i, v in enumerate(moving_average(rates, window)):
-        if v >= threshold:
+        if i + 1 >= min(window, len(rates)) and v >= threshold:
             return i + 1
     return None
 
 
-def auto_threshold(curves: dict[str, list[float]]) -> float:
-    """Halfway from the first step's pass rate (the warm start's, identical for all methods) to the best final
-    moving average of any method."""
-    first = min(c[0] for c in curves.values() if c)
-    best = max(moving_average(c)[-1] for c in curves.values() if c)
-    return first + 0.5 * max(best - first, 0.0)
+def auto_threshold(curves: dict[str, list[float]], window: int = WINDOW) -> float:
+    """The start (mean over methods of the first full window's average) plus half the best method's gain
+    on it, at least ``MIN_GAIN``: a threshold no method reaches means no method improved."""
+    ends = [moving_average(c, window) for c in curves.values() if c]
+    start = sum(e[min(window, len(e)) - 1] for e in ends) / len(ends)
+    best = max(e[-1] for e in ends)
+    return start + max(0.5 * (best - start), MIN_GAIN)
 
 
 def _eval_entry(metrics: dict[str, Any], path: Path, root: Path) -> dict[str, Any]:
@@ -90,7 +94,7 @@ def collect(cfg: Any, *, sft: dict, warm: dict, teacher: dict, methods: dict, mi
         evals[m] = {e: _eval_entry(x, root / RUNS_DIR / m / EVAL_DIR / env_slug(e), root)
                     for e, x in info["eval"].items()}
         rates = curves[m]
-        per_method[m] = {"loss": info["loss"], "train_seconds": info["train_seconds"],
+        per_method[m] = {"loss": info["loss"], "train_seconds": info["train_seconds"], "resumed": info.get("resumed"),
                          "steps_to_threshold": steps_to_threshold(rates, threshold),
                          "first_train_pass_rate": rates[0] if rates else None,
                          "final_train_pass_rate": moving_average(rates)[-1] if rates else None,
@@ -102,7 +106,7 @@ def collect(cfg: Any, *, sft: dict, warm: dict, teacher: dict, methods: dict, mi
         "command": " ".join(shlex.quote(a) for a in sys.argv) if sys.argv and "sdpg" in sys.argv[0] else None,
         "config": asdict(cfg), "parameters": sft.get("parameters"),
         "warm_start": {"steps": len(sft.get("losses", [])), "seconds": sft.get("seconds"),
-                       "final_loss": sft["losses"][-1] if sft.get("losses") else None},
+                       "final_loss": sft["losses"][-1] if sft.get("losses") else None, "resumed": sft.get("resumed")},
         "budget": {"steps": cfg.steps, "prompts_per_step": cfg.prompts_per_step, "generations": cfg.generations,
                    "completions_per_method": cfg.steps * cfg.prompts_per_step * cfg.generations},
         "teacher_gap": gap, "threshold": threshold, "threshold_window": WINDOW, "evals": evals,
@@ -133,7 +137,7 @@ def render_markdown(rep: dict[str, Any]) -> str:
         f"{budget['generations']} generations = {budget['completions_per_method']:,} completions, seed "
         f"{cfg['seed']} (the same prompts at every step), learning rate {cfg['learning_rate']:g}, "
         f"β = {cfg['beta']:g} (SDPG), α = {cfg['alpha']:g}.",
-        f"- Wall time: {rep['timings']['total_s']:.0f} s in total.", "",
+        f"- Wall time of this invocation: {rep['timings']['total_s']:.0f} s{_resumed_note(rep)}.", "",
         "## Teacher vs student (warm start, held-out)", "",
         "SDPG distils from the model itself *with* privileged context; useful only if the context makes it better.",
         "", "| env | student pass@1 | teacher view pass@1 | gap |", "|---|---:|---:|---:|",
@@ -153,7 +157,8 @@ def render_markdown(rep: dict[str, Any]) -> str:
               f"Steps to threshold: the first step at which the {rep['threshold_window']}-step moving average of the "
               f"training pass rate (mean over the envs of the step) reaches {fmt_pct(rep['threshold'])}"
               + (" (set with `--threshold`)." if cfg["threshold"] is not None else
-                 " (halfway from the first step's pass rate to the best method's final one).")]
+                 f" (the first {rep['threshold_window']} steps' average plus half of the best method's gain over "
+                 "it, at least 2 points).")]
     if rep["missing_methods"]:
         lines += ["", "## Not run", ""]
         lines += [f"- **{m}**: `SDPGConfig(loss=\"{m}\")` is not available in this build, so it was skipped."
@@ -163,6 +168,12 @@ def render_markdown(rep: dict[str, Any]) -> str:
               "`eval-teacher/<env>` (each with `results.json` + `samples.jsonl`).",
               "- `runs/<method>/`: `metrics.jsonl`, `samples.jsonl`, the final checkpoint and `eval/<env>`.", ""]
     return "\n".join(lines)
+
+
+def _resumed_note(rep: dict[str, Any]) -> str:
+    reused = (["the warm start"] if rep["warm_start"].get("resumed") else []) + [
+        m for m, info in rep["methods"].items() if info.get("resumed")]
+    return f" (reused from an earlier invocation: {', '.join(reused)})" if reused else ""
 
 
 def _results_table(rep: dict[str, Any], envs: list[str], code_envs: list[str]) -> list[str]:

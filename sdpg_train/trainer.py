@@ -9,6 +9,7 @@ else lives in its own module: ``rollout``, ``advantages``, ``teacher``, ``model_
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,13 +22,18 @@ from sdpg_train.advantages import group_advantages
 from sdpg_train.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint, seed_everything
 from sdpg_train.config import SDPGConfig
 from sdpg_train.distributed import all_reduce_sum, barrier, init_distributed, wrap_model
-from sdpg_train.head import sdpg_head
+from sdpg_train.head import HeadOutput, sdpg_head, sdpg_head_loss
 from sdpg_train.logging import make_logger, progress_postfix, step_metrics, write_samples
 from sdpg_train.loss import beta_schedule, sdpg_loss
 from sdpg_train.model_io import CompletionModel, MicroBatch, load_model_and_tokenizer, plan_step, sampled_logprobs
 from sdpg_train.modes import make_hooks, mode_loss
 from sdpg_train.rollout import DatasetSource, RolloutBatch, collect_rollouts, make_sources, pad_token_id
 from sdpg_train.teacher import build_teacher_view, ema_update_, make_teacher_and_ref
+
+FUSED_LOSSES = ("sdpg", "grpo", "rlsd")
+"""Losses that are a sum of per-token terms of the head's outputs (each token's own values only), so they can run
+chunk by chunk inside :func:`sdpg_head_loss` (``fused_head``). PPO adds a value loss through its own head, and
+SDPO/OPSD may use a divergence computed outside the head: they keep the two-pass path."""
 
 
 def compute_loss(cfg: SDPGConfig, out, mb: MicroBatch, beta: float, num_tokens: float, **extra: Any):
@@ -193,17 +199,11 @@ class SDPGTrainer:
                     h_teacher = self._teacher_hidden(mb, h_student)
                     h_ref = self.ref(**mb.student.inputs()) if args.full_ref_kl and self.ref is not None else None
                 tu = time.perf_counter()
-                out = sdpg_head(
-                    h_student, self.policy.lm_head_weight, mb.student.targets, teacher_hidden=h_teacher,
-                    teacher_weight=None if h_teacher is None else self._teacher_module().lm_head_weight.detach(),
-                    ref_hidden=h_ref, ref_weight=None if h_ref is None else self.ref.lm_head_weight,
-                    lm_bias=self.policy.lm_head_bias, **self._head_kw)
-                loss, stats = compute_loss(args, out, mb, beta, num_tokens,
-                                           **self.hooks.loss_inputs(mb, out, h_student, h_teacher))
+                loss, out, stats, reported = self._head_and_loss(mb, h_student, h_teacher, h_ref, beta, num_tokens)
                 (loss * scale).backward()
                 acc["time/teacher"] += tu - tt
                 acc["time/student"] += time.perf_counter() - tu + tt - ts
-            _accumulate(acc, out, stats, mb, loss)
+            _accumulate(acc, out, stats, mb, reported)
             acc["train/micro_batches"] += 1
         self.hooks.sync_gradients()
         grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -217,6 +217,34 @@ class SDPGTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         acc["train/grad_norm"] += float(grad_norm)
         acc["train/updates"] += 1
+
+    def _head_and_loss(self, mb: MicroBatch, h_student: torch.Tensor, h_teacher: torch.Tensor | None,
+                       h_ref: torch.Tensor | None, beta: float, num_tokens: float):
+        """One micro-batch's head + loss -> (loss to backward, HeadOutput, stats, loss value to report).
+
+        With ``fused_head`` and a token-separable loss (:data:`FUSED_LOSSES`) the loss runs chunk by chunk inside
+        :func:`sdpg_head_loss`, which forms the gradient in its forward pass (no recompute in backward); the
+        reported loss and the stats then come from the same :func:`compute_loss` on the whole micro-batch's
+        (detached) outputs, so the metrics are computed exactly as on the two-pass path.
+        """
+        args = self.args
+        head_args = (h_student, self.policy.lm_head_weight, mb.student.targets)
+        head_kw = dict(teacher_hidden=h_teacher, ref_hidden=h_ref, lm_bias=self.policy.lm_head_bias,
+                       teacher_weight=None if h_teacher is None else self._teacher_module().lm_head_weight.detach(),
+                       ref_weight=None if h_ref is None else self.ref.lm_head_weight, **self._head_kw)
+        if args.fused_head and args.loss in FUSED_LOSSES:
+            def chunk_loss(rows: slice, logp, entropy, kl_teacher, kl_ref) -> torch.Tensor:
+                part = HeadOutput(logp=logp, entropy=entropy, kl_teacher=kl_teacher, kl_ref=kl_ref)
+                return compute_loss(args, part, _rows_of(mb, rows), beta, num_tokens)[0]
+
+            loss, out = sdpg_head_loss(*head_args, chunk_loss, **head_kw)
+            with torch.no_grad():
+                reported, stats = compute_loss(args, out, mb, beta, num_tokens)
+            return loss, out, stats, reported
+        out = sdpg_head(*head_args, **head_kw)
+        loss, stats = compute_loss(args, out, mb, beta, num_tokens,
+                                   **self.hooks.loss_inputs(mb, out, h_student, h_teacher))
+        return loss, out, stats, loss
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -293,6 +321,14 @@ class SDPGTrainer:
                                 ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None,
                                 rank=self.dist.rank, extra_modules=self.hooks.modules())
         self.global_step = int(state["global_step"])
+
+
+def _rows_of(mb: MicroBatch, rows: slice) -> MicroBatch:
+    """The per-token fields of ``mb`` restricted to ``rows`` (the loss inputs of one head chunk)."""
+    sl = lambda t: t[rows] if isinstance(t, torch.Tensor) and t.dim() >= 1 else t  # noqa: E731
+    return dataclasses.replace(mb, advantages=sl(mb.advantages), mask=sl(mb.mask), old_logp=sl(mb.old_logp),
+                               ref_logp=sl(mb.ref_logp), teacher_tokens=sl(mb.teacher_tokens),
+                               extra={k: sl(v) for k, v in mb.extra.items()})
 
 
 def _accumulate(acc: Counter, out, stats: dict[str, float], mb: MicroBatch, loss: torch.Tensor) -> None:

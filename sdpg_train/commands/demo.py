@@ -24,6 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="RL steps per method (default 40, --quick 4)")
     parser.add_argument("--sft-steps", type=int, default=None, help="warm-start steps (default 300, --quick 60)")
     parser.add_argument("--beta", type=float, default=None, help="SDPG distillation weight β (default 0.05)")
+    parser.add_argument("--lr", type=float, default=None, help="RL learning rate, every method (default 1e-4)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="training pass rate for steps-to-threshold (default: halfway to the best final)")
     parser.add_argument("--eval-n", type=int, default=None, help="held-out problems per env (default 100)")
@@ -43,7 +44,7 @@ def build_config(args: argparse.Namespace):
     cfg = quick_config(output) if args.quick else DemoConfig(output_dir=output)
     changes = {"methods": methods, "seed": args.seed, "workers": args.workers, "progress": not args.no_progress,
                "threshold": args.threshold}
-    for flag, name in (("steps", "steps"), ("beta", "beta"), ("eval_n", "eval_n")):
+    for flag, name in (("steps", "steps"), ("beta", "beta"), ("eval_n", "eval_n"), ("lr", "learning_rate")):
         if getattr(args, flag) is not None:
             changes[name] = getattr(args, flag)
     if args.sft_steps is not None:
@@ -54,6 +55,7 @@ def build_config(args: argparse.Namespace):
               (cfg.eval_n >= 1, f"--eval-n must be >= 1, got {cfg.eval_n}"),
               (cfg.workers >= 1, f"--workers must be >= 1, got {cfg.workers}"),
               (cfg.beta >= 0, f"--beta must be >= 0, got {cfg.beta}"),
+              (cfg.learning_rate > 0, f"--lr must be > 0, got {cfg.learning_rate}"),
               (cfg.threshold is None or 0 <= cfg.threshold <= 1, "--threshold must be in [0, 1]")]
     for ok, message in checks:
         if not ok:

@@ -117,9 +117,12 @@ def test_steps_to_threshold_uses_the_trailing_moving_average():
     assert moving_average(rates, 2) == pytest.approx([0.0, 0.1, 0.3, 0.5, 0.7, 0.9])
     assert steps_to_threshold(rates, 0.5, window=2) == 4
     assert steps_to_threshold(rates, 0.95, window=2) is None
-    assert steps_to_threshold(rates, 0.0, window=2) == 1
-    curves = {"a": [0.2, 0.2, 0.2], "b": [0.2, 0.6, 1.0]}
-    assert auto_threshold(curves) == pytest.approx(0.2 + 0.5 * (0.6 - 0.2))
+    assert steps_to_threshold(rates, 0.0, window=2) == 2  # never before the first full window
+    curves = {"a": [0.2, 0.2, 0.2, 0.2], "b": [0.2, 0.2, 0.6, 1.0]}  # starts 0.2 and 0.2; best final 0.8
+    assert auto_threshold(curves, window=2) == pytest.approx(0.2 + 0.5 * (0.8 - 0.2))
+    flat = {"a": [0.3, 0.3, 0.2], "b": [0.3, 0.3, 0.3]}  # nobody improves: the threshold is above the start
+    assert auto_threshold(flat, window=2) == pytest.approx(0.3 + 0.02)
+    assert steps_to_threshold(flat["b"], auto_threshold(flat, window=2), window=2) is None
 
 
 def test_split_methods_keeps_supported_losses():
@@ -169,7 +172,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     # every held-out number equals what its samples file gives, and report.md shows it
     for label, per_env in rep["evals"].items():
         row = next(line for line in md.splitlines() if line.startswith(f"| {label} |"))
-        for env_id, entry in ((e, x) for e, x in per_env.items() if e != "mean_pass_rate"):
+        for entry in (x for e, x in per_env.items() if e != "mean_pass_rate"):
             eval_dir = out / entry["path"]
             assert json.loads((eval_dir / "results.json").read_text())["complete"] is True
             truth = _recompute(eval_dir)
@@ -183,7 +186,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
         teacher = _recompute(out / gap["teacher_path"])
         assert gap["teacher"] == pytest.approx(teacher["pass_rate"])
         assert gap["student"] == pytest.approx(rep["evals"]["warm start"][env_id]["pass_rate"])
-    for m, info in rep["methods"].items():
+    for info in rep["methods"].values():
         run = out / info["run_path"]
         rows = (run / "metrics.jsonl").read_text().splitlines()
         assert len(rows) == cfg.steps and (run / f"checkpoint-{cfg.steps}").is_dir()
@@ -196,3 +199,13 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     assert again["evals"] == rep["evals"] and again["teacher_gap"] == rep["teacher_gap"]
     assert (out / "warmstart" / "sft.json").stat().st_mtime == sft_mtime
     assert {m: (out / "runs" / m / "metrics.jsonl").read_text() for m in rep["methods"]} == metrics_before
+
+
+def test_warm_key_tracks_what_the_warm_start_depends_on():
+    from sdpg_train.demo import warm_key
+
+    cfg = DemoConfig(output_dir="x")
+    assert warm_key(cfg) == warm_key(replace(cfg, seed=3, steps=5, learning_rate=1.0))  # RL settings: reuse
+    assert warm_key(cfg) != warm_key(replace(cfg, sft=replace(cfg.sft, steps=7)))
+    assert warm_key(cfg) != warm_key(replace(cfg, hidden_size=64))
+    assert warm_key(cfg) != warm_key(replace(cfg, pyfunc_kwargs={**cfg.pyfunc_kwargs, "level": 2}))

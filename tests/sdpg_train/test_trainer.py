@@ -205,3 +205,45 @@ def test_report_to_backends_are_lazy_and_explain_missing_packages(tmp_path):
     assert read_jsonl(tmp_path / "n" / "metrics.jsonl") == [{"step": 3, "reward": None, "x": 2}]
     other_rank = make_logger(["jsonl"], tmp_path / "r1", run_name="r", project="p", config={}, rank=1)
     assert type(other_rank).__name__ == "NullLogger" and not (tmp_path / "r1").exists()
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("changes", [dict(loss="sdpg", gate_positive=True), dict(loss="sdpg", full_ref_kl=True),
+                                     dict(loss="grpo"), dict(loss="rlsd", alpha=0.0)], ids=lambda c: str(c))
+def test_fused_head_matches_the_two_pass_head(tmp_path, monkeypatch, changes):
+    """``fused_head`` (gradient formed inside the head's forward) == separate head + loss: same gradients and
+    parameters after one step (≤ 1e-6 relative) and the same metrics, over several micro-batches and head chunks."""
+    import sdpg_train.trainer as trainer_mod
+
+    calls = []
+    real = trainer_mod.sdpg_head_loss
+    monkeypatch.setattr(trainer_mod, "sdpg_head_loss", lambda *a, **k: calls.append(1) or real(*a, **k))
+    runs = {}
+    for fused in (True, False):
+        calls.clear()
+        cfg = tiny_cfg(tmp_path, f"fused{fused}", max_steps=1, fused_head=fused, head_chunk_size=7,
+                       max_tokens_per_micro_batch=200, max_completion_length=16, **changes)
+        trainer = SDPGTrainer(env=[ParityTask()], args=cfg)
+        names = {id(p): k for k, p in trainer.model.named_parameters()}
+        grads = {}
+        trainer.optimizer.register_step_pre_hook(lambda opt, *_, names=names, grads=grads: grads.update(
+            {names[id(p)]: p.grad.clone() for g in opt.param_groups for p in g["params"] if id(p) in names}))
+        before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+        metrics = trainer.train()
+        after = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+        runs[fused] = (before, after, grads, metrics)
+        assert bool(calls) == fused  # the fused run went through sdpg_head_loss, the other did not
+    (b1, p1, g1, m1), (b0, p0, g0, m0) = runs[True], runs[False]
+    assert m1["train/micro_batches"] >= 2 and m1["reward_std"] > 0 and g1.keys() == p1.keys()
+    flat = lambda d: torch.cat([t.flatten() for t in d.values()])  # noqa: E731
+    assert float((flat(p1) - flat(p0)).norm() / flat(p0).norm()) <= 1e-6  # same parameters, ≤ 1e-6 relative
+    for name in p1:
+        assert torch.equal(b1[name], b0[name])
+        assert float((g1[name] - g0[name]).norm()) <= 1e-6 * float(g0[name].norm()), name
+        step1, step0 = p1[name] - b1[name], p0[name] - b0[name]  # Adam ~ sign(g): exposes any gradient drift
+        assert float((step1 - step0).norm()) <= 1e-3 * float(step0.norm()), name
+        assert not torch.equal(p1[name], b1[name]), name  # the step changed every parameter
+    assert m1.keys() == m0.keys()
+    for key in m1:
+        if not key.startswith("perf/"):
+            assert math.isclose(m1[key], m0[key], rel_tol=1e-5, abs_tol=1e-8), key
