@@ -21,10 +21,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated losses to compare (default sdpg,grpo,ppo; unavailable ones are "
                              "skipped and named in the report)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the model, warm start, RL and evaluation")
-    parser.add_argument("--steps", type=int, default=None, help="RL steps per method (default 40, --quick 4)")
+    parser.add_argument("--steps", type=int, default=None, help="RL steps per method (default 20, --quick 4)")
     parser.add_argument("--sft-steps", type=int, default=None, help="warm-start steps (default 300, --quick 60)")
     parser.add_argument("--beta", type=float, default=None, help="SDPG distillation weight β (default 0.05)")
-    parser.add_argument("--lr", type=float, default=None, help="RL learning rate, every method (default 1e-4)")
+    parser.add_argument("--lr", type=float, default=None, help="RL learning rate, every method (default 2e-4)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="training pass rate for steps-to-threshold (default: halfway to the best final)")
     parser.add_argument("--eval-n", type=int, default=None, help="held-out problems per env (default 100)")
