@@ -244,6 +244,15 @@ class PooledSandbox:
         """Run a batch on at most ``max_workers`` workers (default: ``workers``); yield ``(index, result)``."""
         return run_batch(self.run, programs, min(max_workers or self.workers, self.workers))
 
+    def _release_uids_and_cgroups(self, cgroups: dict) -> None:
+        """Give back the leased uids and remove the per-worker cgroups (called from the pool's teardown)."""
+        if self._uids is not None:
+            self._uids.release()
+        for cg in cgroups.values():
+            if cg is not None:
+                cg.remove()
+        cgroups.clear()
+
     def close(self) -> None:
         """Stop the workers and release their resources (always safe to call twice)."""
         self._pool.close()

@@ -513,13 +513,18 @@ def wipe_dirs():
             path = os.path.join(base, name)
             if path == keep:
                 continue
-            try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
-            except OSError:
-                pass
+            remove_path(path)
+
+
+def remove_path(path):
+    """Remove a file, link or directory tree; errors (already gone, busy) are ignored."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def clean_shared_tmp():
@@ -535,14 +540,11 @@ def clean_shared_tmp():
         for name in entries:
             path = os.path.join(base, name)
             try:
-                if os.lstat(path).st_uid != uid:
-                    continue
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
+                owned = os.lstat(path).st_uid == uid
             except OSError:
-                pass
+                continue
+            if owned:
+                remove_path(path)
 
 
 # ---------------------------------------------------------------- main loop

@@ -105,12 +105,7 @@ class BwrapSandbox(PooledSandbox):
         return argv, dict(CLEAN_ENV)
 
     def _cleanup(self) -> None:
-        if self._uids is not None:
-            self._uids.release()
-        for cg in self._cgroups.values():
-            if cg is not None:
-                cg.remove()
-        self._cgroups.clear()
+        self._release_uids_and_cgroups(self._cgroups)
 
 
 

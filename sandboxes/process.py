@@ -89,12 +89,7 @@ class ProcessSandbox(PooledSandbox):
         return [self.python, "-c", ZYGOTE_SOURCE, json.dumps(config)], dict(self._env)
 
     def _cleanup(self) -> None:
-        if self._uids is not None:
-            self._uids.release()
-        for cg in self._cgroups.values():
-            if cg is not None:
-                cg.remove()
-        self._cgroups.clear()
+        self._release_uids_and_cgroups(self._cgroups)
         shutil.rmtree(self._root, ignore_errors=True)
 
     def run(self, program: Program) -> ExecutionResult:
