@@ -24,7 +24,8 @@ from pathlib import Path
 from sandboxes._common import encode_request, error_result, facts_to_result, run_batch, too_big, validate_program
 from sandboxes.base import ExecutionResult, Limits, Program
 
-ZYGOTE_SOURCE = (Path(__file__).with_name("_zygote.py")).read_text()
+ZYGOTE_PARTS = ("_zygote_cleanup.py", "_zygote.py")  # one source: cleanup helpers, then the server
+ZYGOTE_SOURCE = "\n\n".join(Path(__file__).with_name(name).read_text() for name in ZYGOTE_PARTS)
 START_TIMEOUT_S = 30.0
 
 

@@ -1,18 +1,30 @@
 """sdpg-sandbox-server: fork server executed inside the jail/container (or on the host for ``process``); stdlib only.
 
-The host launches ``python -c <this source> <config json>``. The server warms the interpreter once
-(imports a few stdlib modules), then loops: read one length-prefixed JSON request from fd 0, fork a
-fresh child for the program, enforce the wall deadline and output caps, kill every leftover process,
-reset the file system, and write one JSON reply to fd 1. Each forked child runs exactly one program,
-so no program state survives into the next run. The server itself never runs untrusted code.
+The host launches ``python -c <this source> <config json>``. Three kinds of process, so that a program never
+runs in memory that held anything but its own request:
+
+* the **server** warms the interpreter (imports a few stdlib modules), forks the template, then loops: read one
+  length-prefixed JSON request from fd 0, write the run's own part (argv, files, limits) into a fresh memfd,
+  hand the template that memfd and the run's pipes, pump stdin (which therefore never enters the program's
+  address space before it reads it), enforce the wall deadline and output caps, reset the file system and
+  write one JSON reply to fd 1. Requests and replies of every run live here, and nothing is ever forked from
+  here after the first request.
+* the **template** is forked before the first request and never reads data: it receives file descriptors,
+  forks one **run child** per run, waits for it, kills and reaps every process the run left (it is their
+  subreaper) and reports the exit status and rusage (numbers only).
+* the **run child** reads its request from the memfd, sets up (namespaces, tmpfs, cgroups, rlimits, uid
+  drop) and runs the program, exactly once.
+
+Server and template are non-dumpable (no ptrace, no /proc/PID/mem for a program of the same uid).
 
 Config keys: ``fs`` ("mount": per-run mount+IPC namespace with fresh tmpfs /tmp and /dev/shm, needs
-CAP_SYS_ADMIN; "dir": a fresh work dir under ``work_root``, removed after the run), ``kill`` ("all":
-kill(-1) from the server, which is pid-namespaced or runs as the program's uid; "uid": kill(-1) from a
-helper that switches to ``uid``; "tree": SIGKILL every descendant found in /proc), ``uid``/``gid``
-(drop to them, or null), ``python`` (interpreter for argv[0] == "python"), ``env``, ``preload``,
-``cgroups`` (list of cgroup dirs to join, keyed by kind).
+CAP_SYS_ADMIN; "dir": a fresh work dir under ``work_root``, removed after the run), ``kill`` ("all": every
+process of this pid namespace/container but pid 1, the server and the template; "uid": kill(-1) from a helper
+that switches to ``uid``; "tree": SIGKILL every descendant of the template found in /proc), ``uid``/``gid``
+(drop to them, or null), ``python`` (interpreter for argv[0] == "python"), ``env``, ``preload``, ``cgroups``
+(cgroup dirs to join, keyed by kind).
 """
+# ruff: noqa: F821 - kill_leftovers, wipe_dirs ... come from _zygote_cleanup.py, concatenated in front of this file
 
 import base64
 import ctypes
@@ -21,8 +33,8 @@ import math
 import os
 import resource
 import select
-import shutil
 import signal
+import socket
 import struct
 import sys
 import time
@@ -30,10 +42,13 @@ import traceback
 
 CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
 MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 24, 36, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
+PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
 CONFIG = json.loads(sys.argv[1])
 LIBC = ctypes.CDLL(None, use_errno=True)
 MIB = 1 << 20
+DONE = struct.Struct("<iddd")  # wait status, user CPU s, system CPU s, max RSS KiB
+HANDOVER_S = 10.0
 
 
 def _recv_exact(fd, n):
@@ -174,11 +189,25 @@ def _mount(src, target, fstype, flags, data):
         raise OSError(ctypes.get_errno(), f"mount {target}")
 
 
-def child_main(req, workdir, fds):
-    """Never returns: set up, then run the program in this process (python fast path) or exec it."""
-    in_r, out_w, err_w, st_w = fds
+def read_request(fd):
+    """The run's own request (argv, files, limits, work dir) from the memfd the server filled; then close it."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    return json.loads(b"".join(chunks))
+
+
+def child_main(fds):
+    """Never returns: read the request, set up, then run the program in this process (python fast path) or exec it."""
+    in_r, out_w, err_w, st_w, req_fd = fds
     try:
-        child_setup(req, workdir)
+        os.set_inheritable(st_w, False)  # closed by a successful exec: EOF tells the server setup went fine
+        req = read_request(req_fd)
+        child_setup(req, req["workdir"])
         os.dup2(in_r, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
@@ -282,9 +311,54 @@ def _interpreter_shutdown(code):
     return code
 
 
+# ---------------------------------------------------------------- the template: forks run children, holds no data
+
+def template_main(sock, server_pid):
+    """Loop: receive a run's fds, fork its child, wait for it, clean up after it, report numbers. Never returns."""
+    LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    protected = (os.getpid(), server_pid)
+    if CONFIG.get("kill_on_start"):
+        kill_leftovers(CONFIG["kill"], CONFIG["uid"], None, protected)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 16, 8)
+        except OSError:
+            os._exit(0)
+        if not msg or len(fds) != 5:
+            os._exit(0)
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            child_main(fds)
+        for fd in fds:
+            os.close(fd)
+        sock.send(struct.pack("<i", pid))
+        _, status, usage = os.wait4(pid, 0)
+        kill_leftovers(CONFIG["kill"], CONFIG["uid"], CONFIG["cgroups"].get("pids"), protected)
+        sock.send(DONE.pack(status, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
+
+
+def start_template():
+    """Fork the template now, before any request exists in this process; return our end of its socket."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        os.closerange(3, theirs.fileno())
+        os.closerange(theirs.fileno() + 1, 1 << 16)
+        try:
+            template_main(theirs, server)
+        finally:
+            os._exit(0)
+    theirs.close()
+    return ours
+
+
 # ---------------------------------------------------------------- the server: one run
 
-def run_one(req):
+def run_one(req, template):
     limits = req["limits"]
     oom_before = cgroup_prepare(limits)
     if CONFIG["fs"] == "mount":
@@ -294,35 +368,49 @@ def run_one(req):
         os.mkdir(workdir, 0o700)
         if CONFIG["uid"] is not None:
             os.chown(workdir, CONFIG["uid"], CONFIG["gid"])
+    own = {"argv": req["argv"], "files": req["files"], "limits": limits, "workdir": workdir}
+    req_fd = os.memfd_create("sdpg-run", os.MFD_CLOEXEC)
+    os.write(req_fd, json.dumps(own).encode())
+    os.lseek(req_fd, 0, os.SEEK_SET)
+    del own
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    st_r, st_w = os.pipe2(os.O_CLOEXEC)
+    st_r, st_w = os.pipe()
     start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        child_main(req, workdir, (in_r, out_w, err_w, st_w))
-    for fd in (in_r, out_w, err_w, st_w):
-        os.close(fd)
     try:
-        facts = supervise(pid, req, start, in_w, out_r, err_r, st_r)
+        socket.send_fds(template, [b"run"], [in_r, out_w, err_w, st_w, req_fd])
     finally:
-        kill_leftovers(pid)
+        for fd in (in_r, out_w, err_w, st_w, req_fd):
+            os.close(fd)
+    try:
+        pid = struct.unpack("<i", _from_template(template, 4, HANDOVER_S))[0]
+        facts = supervise(pid, template, req, start, in_w, out_r, err_r, st_r)
+    finally:
         for fd in (in_w, out_r, err_r, st_r):
             try:
                 os.close(fd)
             except OSError:
                 pass
         if CONFIG["fs"] == "dir":
-            shutil.rmtree(workdir, ignore_errors=True)
-            clean_shared_tmp()
-            wipe_dirs()
+            remove_path(workdir)
+            clean_shared_tmp(CONFIG.get("shared_tmp", []), CONFIG["uid"])
+            wipe_dirs(CONFIG.get("wipe", []), CONFIG.get("work_root"))
     facts["oom_killed"], facts["peak_memory_mb"] = cgroup_after(oom_before)
     return facts
 
 
-def supervise(pid, req, start, in_w, out_r, err_r, st_r):
-    """Pump stdin/stdout/stderr until the child exits, the deadline passes or an output cap is hit."""
+def _from_template(template, size, timeout):
+    if not select.select([template], [], [], timeout)[0]:
+        raise RuntimeError("the template process did not answer")
+    data = template.recv(64)
+    if len(data) != size:
+        raise RuntimeError("the template process is gone")
+    return data
+
+
+def supervise(pid, template, req, start, in_w, out_r, err_r, st_r):
+    """Pump stdin/stdout/stderr until the run child exits, the deadline passes or an output cap is hit."""
     limits = req["limits"]
     deadline = start + float(limits["wall_s"])
     cap = int(limits["max_output_bytes"])
@@ -331,30 +419,30 @@ def supervise(pid, req, start, in_w, out_r, err_r, st_r):
     bufs = {out_r: bytearray(), err_r: bytearray()}
     setup_error = bytearray()
     facts = {"timed_out": False, "output_limited": False, "stdout_truncated": False, "stderr_truncated": False}
-    pidfd = os.pidfd_open(pid)
     readers = [out_r, err_r, st_r]
     writer = in_w if stdin else None
     if writer is None:
         os.close(in_w)
-    status = None
+    done = None
     try:
-        while status is None:
+        while done is None:
             now = time.monotonic()
             if now >= deadline:
                 facts["timed_out"] = True
                 break
-            r, w, _ = select.select(readers + [pidfd], [writer] if writer is not None else [], [], deadline - now)
+            r, w, _ = select.select(readers + [template], [writer] if writer is not None else [], [],
+                                    deadline - now)
             if w:
                 try:
                     stdin = stdin[os.write(in_w, stdin[: 1 << 16]):]
-                except (BrokenPipeError, OSError):
+                except OSError:
                     stdin = b""
                 if not stdin:
                     os.close(in_w)
                     writer = None
             for fd in r:
-                if fd == pidfd:
-                    status = os.wait4(pid, 0)
+                if fd is template:
+                    done = _from_template(template, DONE.size, HANDOVER_S)
                     continue
                 data = os.read(fd, 1 << 16)
                 if not data:
@@ -365,7 +453,6 @@ def supervise(pid, req, start, in_w, out_r, err_r, st_r):
                     bufs[fd] += data
                     if len(bufs[fd]) > cap:
                         facts["output_limited"] = True
-                        status = "cap"
             if facts["output_limited"]:
                 break
     finally:
@@ -374,28 +461,29 @@ def supervise(pid, req, start, in_w, out_r, err_r, st_r):
                 os.close(in_w)
             except OSError:
                 pass
-        os.close(pidfd)
-    if not isinstance(status, tuple):
-        os.kill(pid, signal.SIGKILL)
-        status = os.wait4(pid, 0)
+    if done is None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        done = _from_template(template, DONE.size, HANDOVER_S)
     facts["wall_s"] = time.monotonic() - start
-    _drain(readers, bufs, setup_error, cap, pid)
+    _drain(readers, bufs, setup_error, cap)
     for fd, key in ((out_r, "stdout"), (err_r, "stderr")):
         data = bytes(bufs[fd])
         facts[key + "_truncated"] = len(data) > cap
         facts[key] = base64.b64encode(data[:cap]).decode()
-    _, wstatus, usage = status
+    wstatus, utime, stime, maxrss = DONE.unpack(done)
     facts["exit_code"] = os.waitstatus_to_exitcode(wstatus) if os.WIFEXITED(wstatus) else None
     facts["signal"] = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else None
-    facts["cpu_s"] = usage.ru_utime + usage.ru_stime
-    facts["maxrss_mb"] = usage.ru_maxrss / 1024
+    facts["cpu_s"] = utime + stime
+    facts["maxrss_mb"] = maxrss / 1024
     facts["setup_error"] = setup_error.decode("utf-8", "replace")
     return facts
 
 
-def _drain(readers, bufs, setup_error, cap, pid):
-    """After the main process ended: kill stragglers (they may hold the pipes), then read what is left."""
-    kill_leftovers(pid)
+def _drain(readers, bufs, setup_error, cap):
+    """After the run ended (the template killed every leftover): read what is left in the pipes."""
     end = time.monotonic() + 2.0
     while readers and time.monotonic() < end:
         r, _, _ = select.select(readers, [], [], 0.2)
@@ -410,143 +498,6 @@ def _drain(readers, bufs, setup_error, cap, pid):
                 setup_error += data
 
 
-def kill_leftovers(pid):
-    """SIGKILL every process the run left behind, then reap them all (we are their subreaper)."""
-    mode = CONFIG["kill"]
-    if not _reap_all() and _cgroup_empty():
-        return
-    for _ in range(20):
-        if mode == "all":
-            try:
-                os.kill(-1, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        elif mode == "uid":
-            _kill_as_uid(CONFIG["uid"])
-        else:
-            _kill_tree()
-        if not _reap_all() and not (mode == "uid" and _uid_has_processes(CONFIG["uid"])):
-            return
-
-
-def _cgroup_empty():
-    """True when the run's pids cgroup holds no process (lets us skip the slower kill paths)."""
-    pids = CONFIG["cgroups"].get("pids")
-    if not pids:
-        return False
-    try:
-        with open(os.path.join(pids, "pids.current")) as fh:
-            return int(fh.read().strip() or 0) == 0
-    except (OSError, ValueError):
-        return False
-
-
-def _reap_all():
-    """Reap every child; return True if any process was still alive at the end."""
-    while True:
-        try:
-            got, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return False
-        if got == 0:
-            time.sleep(0.001)
-            try:
-                got, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return False
-            if got == 0:
-                return True
-
-
-def _kill_as_uid(uid):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setresuid(uid, uid, uid)
-            os.kill(-1, signal.SIGKILL)
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
-
-
-def _uid_has_processes(uid):
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat("/proc/" + entry).st_uid == uid:
-                    return True
-            except OSError:
-                pass
-    return False
-
-
-def _kill_tree():
-    me = os.getpid()
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                pass
-    for pid in parents:
-        p, seen = parents.get(pid), 0
-        while p and p != me and seen < 64:
-            p, seen = parents.get(p), seen + 1
-        if p == me:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def wipe_dirs():
-    """Container mode: remove everything the run left in these dirs (except the work root)."""
-    keep = CONFIG.get("work_root")
-    for base in CONFIG.get("wipe", []):
-        try:
-            entries = os.listdir(base)
-        except OSError:
-            continue
-        for name in entries:
-            path = os.path.join(base, name)
-            if path == keep:
-                continue
-            remove_path(path)
-
-
-def remove_path(path):
-    """Remove a file, link or directory tree; errors (already gone, busy) are ignored."""
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
-    except OSError:
-        pass
-
-
-def clean_shared_tmp():
-    """``dir`` mode with a dedicated uid: remove what that uid left in the shared temp dirs."""
-    uid = CONFIG["uid"]
-    if uid is None:
-        return
-    for base in CONFIG.get("shared_tmp", []):
-        try:
-            entries = os.listdir(base)
-        except OSError:
-            continue
-        for name in entries:
-            path = os.path.join(base, name)
-            try:
-                owned = os.lstat(path).st_uid == uid
-            except OSError:
-                continue
-            if owned:
-                remove_path(path)
-
-
 # ---------------------------------------------------------------- main loop
 
 def main():
@@ -555,30 +506,33 @@ def main():
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    LIBC.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     if CONFIG.get("die_with_parent"):
         LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if CONFIG["kill"] == "all" and CONFIG.get("kill_on_start"):
-        kill_leftovers(0)
     if CONFIG.get("work_root"):
         os.makedirs(CONFIG["work_root"], mode=0o711, exist_ok=True)
-        wipe_dirs()
+        wipe_dirs(CONFIG.get("wipe", []), CONFIG["work_root"])
     for name in CONFIG.get("preload", []):
         try:
             __import__(name)
         except BaseException:
             pass
     sys.path[0] = ""
+    os.set_inheritable(ctl_in, False)
+    os.set_inheritable(ctl_out, False)
+    template = start_template()
     send(ctl_out, {"ready": True, "pid": os.getpid(), "python": sys.version.split()[0]})
     while True:
         req = recv(ctl_in)
         if req is None:
             return
         try:
-            reply = run_one(req)
+            reply = run_one(req, template)
         except BaseException as exc:
             reply = {"internal_error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"}
         send(ctl_out, reply)
+        if "internal_error" in reply:
+            return  # the host replaces this worker
 
 
 main()

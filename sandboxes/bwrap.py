@@ -17,8 +17,8 @@ What it does not isolate: world-readable host files stay readable (read-only); t
 the main process and the children it waited for.
 
 Warm strategy: each worker slot is one jail running a fork server with the interpreter already started
-and common stdlib modules imported. A program runs in a freshly forked child used exactly once; the
-server never runs untrusted code, so no state leaks from one run to the next.
+and common stdlib modules imported. A program runs in a child forked from a template process that never held
+a request (see ``_zygote.py``), used exactly once, so no data leaks from one run to the next.
 """
 
 from __future__ import annotations
