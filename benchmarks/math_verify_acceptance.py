@@ -23,8 +23,9 @@ from sdpg_envs.verifiers.math import MathOptions, verify_math  # noqa: E402
 def case_options(config: dict) -> MathOptions:
     """Map a Math-Verify case config onto our named options (documented in docs/math_verifier.md)."""
     kwargs: dict = {}
-    if "float_rounding" in config:
+    if "float_rounding" in config:  # the case opts in to rounding: both a rounded prediction and a rounded gold
         kwargs["rounded_prediction_min_digits"] = 1
+        kwargs["decimal_tolerance"] = True
     if config.get("strict") is False:
         kwargs["rename_variables"] = True
     if not config.get("allow_set_relation_comp", False):  # Math-Verify's default: only a relation gold

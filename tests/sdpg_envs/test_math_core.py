@@ -98,7 +98,6 @@ ANCHORS_ACCEPT = [
     ("\\text{Evelyn}", "evelyn"),
     ("\\text{(C)}", "C"),
     ("\\emptyset", "\\varnothing"),
-    ("3.14", "\\pi"),  # decimal gold: tolerance from its 2 decimal places
     ("0.5", "\\frac{1}{2}"),
     ("\\frac{1}{12}", "0.0833333333333333"),  # >= 12 significant digits: the float of the exact value
     ("p=5,q=2;p=7,q=2", "(5,2),(7,2)"),
@@ -123,6 +122,8 @@ ANCHORS_REJECT = [
     ("x > 5", "x < 5"),
     ("y = 2x+1", "y = 2x-1"),
     ("3.14", "3.2"),
+    ("2.5", "2.54"),  # no default tolerance (opt-in: decimal_tolerance)
+    ("3.14", "\\pi"),
     ("\\frac{1}{3}", "0.33"),  # exact gold: no tolerance by default
     ("a+3z=0", "0"),
     ("\\text{Evelyn}", "Carla"),

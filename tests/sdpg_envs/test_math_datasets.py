@@ -18,6 +18,7 @@ KNOWN_DISAGREEMENTS = {
     "mv-032": "MV policy: inline math split across lines is not extracted; the response does answer 9",
     "mv-033": "MV policy: same as mv-032 with \\( \\)",
     "mv-266": "label_disputed: 1 - 1/e is not 1 + 1/e",
+    "mv-036": "our policy (issue 14): the false equation 1/2 = 10/9 does not claim 10/9",
 }
 
 

@@ -18,6 +18,8 @@ def status(gold: str, pred: str, **options) -> str:
     [
         ("90^\\circ", "\\frac{\\pi}{2}", "degrees_mode", "either", "degrees"),
         ("\\frac{\\pi}{2}", "90^\\circ", "degrees_mode", "radians", "degrees"),
+        ("90^\\circ", "\\frac{\\pi}{2}", "degrees_mode", "either", "gold"),
+        ("\\frac{\\pi}{2}", "90^\\circ", "degrees_mode", "either", "gold"),
         ("2\\frac{1}{2}", "2.5", "mixed_numbers", True, False),
         ("\\begin{pmatrix}1\\\\2\\end{pmatrix}", "(1,2)", "vector_equals_tuple", True, False),
         ("[-2, 7]", "-2 \\le x \\le 7", "interval_equals_inequality", True, False),
@@ -45,11 +47,13 @@ def test_option_both_ways(gold: str, pred: str, option: str, on, off) -> None:
 
 
 def test_percent_modes() -> None:
-    # "gold" (default): % on the gold allows both readings; % only on the prediction is dropped.
+    # "gold" (default): % on one side only allows both readings (a percent answers a fraction gold).
     assert status("28\\%", "0.28") == "correct"
     assert status("28\\%", "28") == "correct"
     assert status("50", "50\\%") == "correct"
-    assert status("0.5", "50\\%") == "incorrect"
+    assert status("0.5", "50\\%") == "correct"
+    assert status("\\frac{2}{5}", "40\\%") == "correct"
+    assert status("\\frac{2}{5}", "4\\%") == "incorrect"
     assert status("28\\%", "0.28\\%") == "incorrect"
     # "strict": the sign is dropped on both sides, numbers must match
     assert status("28\\%", "0.28", percent_mode="strict") == "incorrect"

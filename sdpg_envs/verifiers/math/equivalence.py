@@ -64,9 +64,17 @@ def equivalent(gold: Node, pred: Node, options: MathOptions, scalar: Scalar) -> 
         pred = _renamed(pred, gold)
     for g in variants(gold, pred, options):
         for p in variants(pred, gold, options, is_gold=False):
-            if _eq(canon(g), canon(p), options, scalar):
+            cg = canon(g)
+            if all(_eq(cg, part, options, scalar) for part in _claimed_values(p)):
                 return True
     return False
+
+
+def _claimed_values(pred: Node) -> list[Node]:
+    """``9 \\times 2 = 18`` claims 18 only if every side equals it: all sides of a constant equation chain."""
+    if pred[0] == "rel" and set(pred[1]) == {"="} and not any(_has_symbols(x) for x in pred[2]):
+        return list(pred[2])
+    return [canon(pred)]
 
 
 def _symbol_names(node: Node) -> set[str]:
@@ -146,9 +154,15 @@ def _tolerance(gold: Node, pred: Node, options: MathOptions) -> Fraction | None:
     return None
 
 
+def _inequality_list(node: Node) -> bool:
+    return node[0] == "list" and all(_is_inequality(x) and len(x[1]) == 1 for x in node[1])
+
+
 def _eq(g: Node, p: Node, options: MathOptions, scalar: Scalar) -> bool:
     if g == p:
         return True
+    if (_inequality_list(g) or _inequality_list(p)) and not (g[0] == p[0] == "list"):
+        return _interval_eq(g, p, options, scalar)
     if g[0] in _MULTI or p[0] in _MULTI:
         return _multi_eq(g, p, options, scalar)
     if g[0] == "rel" or p[0] == "rel":
@@ -163,7 +177,20 @@ def _eq(g: Node, p: Node, options: MathOptions, scalar: Scalar) -> bool:
         return _sequence_eq(g, p, options, scalar)
     if _has_text(g) or _has_text(p):
         return _text_key(g, options) == _text_key(p, options)
+    if g[0] == "base":
+        return _base_eq(g, p)
     return scalar.eq(g, p, _tolerance(g, p, options))
+
+
+def _base_eq(g: Node, p: Node) -> bool:
+    """A base-n gold is answered in base n: ``443_5`` or the digits ``443``; its decimal value is another answer."""
+    if p[0] == "base" and p[2] != g[2]:
+        return False
+    digits = p[1] if p[0] in ("base", "int") else None
+    try:
+        return digits is not None and int(digits, int(g[2])) == int(g[1], int(g[2]))
+    except ValueError:
+        return False
 
 
 def _matrix_arithmetic(node: Node) -> bool:
@@ -221,6 +248,8 @@ def _sequence_items(node: Node, options: MathOptions) -> tuple[str, list[Node]] 
 
 
 def _sequence_eq(g: Node, p: Node, options: MathOptions, scalar: Scalar) -> bool:
+    if {g[0], p[0]} == {"tuple", "bracket"}:
+        return False  # (1, 4) is not [1, 4]
     sg, sp_ = _sequence_items(g, options), _sequence_items(p, options)
     if sg is None or sp_ is None or sg[0] != sp_[0] or len(sg[1]) != len(sp_[1]):
         return False
@@ -246,7 +275,7 @@ def _as_intervals(node: Node, options: MathOptions, side: str = "gold") -> list[
         return [("interval", True, node[1][0], node[1][1], True)]
     if node[0] == "set":
         return [node]
-    if node[0] == "union":
+    if node[0] == "union" or _inequality_list(node):
         parts = [_as_intervals(x, options, side) for x in node[1]]
         return None if any(x is None for x in parts) else [y for x in parts for y in x]
     if node[0] == "rel" and (node[1] == ("in",) or _relations_allowed(options, side)):

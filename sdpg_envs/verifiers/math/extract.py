@@ -24,11 +24,17 @@ _MATH_SEG = re.compile(
 ARTIFACT = re.compile(
     r"\\\\(?=(?:frac|dfrac|tfrac|sqrt|left|right|boxed|pi|cdot|le|ge|leq|geq|text|infty|in|circ|times)(?![a-zA-Z]))"
 )
-_NUMBER = re.compile(r"-?\d+,\d{1,2}(?![\d,])|-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+_NUMBER = re.compile(r"-?\d+ \d+/\d+(?![\d/])|"  # a plain-text mixed number "3 1/8"
+                     r"-?\d+,\d{1,2}(?![\d,])|-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 _JOIN_PUNCT = re.compile(r"^(?:[\s,;.$]|\\[()\[\]]|\\quad|\\qquad|\\,|\\;|\\ |&|\\\\)*$")
 _HEDGE_WORDS = re.compile(r"\b(?:or|maybe|perhaps|possibly|alternatively|otherwise)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n\s*\n|\bI hope\b")
 _THINK_END = "</think>"
+_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+_LIST_JOIN = re.compile(r"[\s,;]*(?:and\s*)?")
+_MAX_OTHERS = 4
+_CLOCK_TEXT = re.compile(r"\b\d{1,2}(?::\d{2})?\s*[AaPp]\.?\s*[Mm]\b\.?")
+_STATED = re.compile(r"\banswer\s+(?:is|=)|\banswer\s*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,9 @@ class Extraction:
     answer: str | None
     method: str
     hedged: bool = False
+    others: tuple[str, ...] = ()
+    """Other final answers stated apart from ``answer`` (earlier boxes, "the answer is" after the last box);
+    the verifier rejects the response when they do not agree with it."""
 
 
 def _braced(text: str, start: int) -> tuple[str, int]:
@@ -94,21 +103,38 @@ def _joiner_kind(between: str) -> str:
     return "split"
 
 
-def _from_boxes(text: str, boxes: list[tuple[int, int, str]], reject_hedged: bool) -> Extraction:
-    """The last group of boxes joined by commas/"and" is one answer; boxes joined by "or" are a hedge."""
-    group = [boxes[-1]]
-    hedged = False
-    for prev in reversed(boxes[:-1]):
-        kind = _joiner_kind(text[prev[1] : group[0][0]])
+def _box_groups(text: str, boxes: list[tuple[int, int, str]], reject_hedged: bool) -> list[tuple[str, bool]]:
+    """Boxes joined by commas/"and" form one answer, boxes joined by "or" a hedge; each group -> (answer, hedged)."""
+    groups: list[list[tuple[int, int, str]]] = [[boxes[0]]]
+    hedges = [False]
+    for prev, box in zip(boxes, boxes[1:]):
+        kind = _joiner_kind(text[prev[1] : box[0]])
         if kind == "split" or (kind == "hedge" and not reject_hedged):
-            break
-        if kind == "hedge" and prev[2] != group[0][2]:
-            hedged = True
-        group.insert(0, prev)
-    contents = [c for _, _, c in group]
-    distinct = list(dict.fromkeys(contents))
-    answer = distinct[0] if len(distinct) == 1 else ", ".join(distinct)
-    return Extraction(answer, "boxed", hedged)
+            groups.append([box])
+            hedges.append(False)
+            continue
+        if kind == "hedge" and prev[2] != box[2]:
+            hedges[-1] = True
+        groups[-1].append(box)
+    out = []
+    for group, hedged in zip(groups, hedges):
+        distinct = list(dict.fromkeys(c for _, _, c in group))
+        out.append((distinct[0] if len(distinct) == 1 else ", ".join(distinct), hedged))
+    return out
+
+
+def _from_boxes(text: str, boxes: list[tuple[int, int, str]], reject_hedged: bool) -> Extraction:
+    """The last box group is the answer; earlier groups that differ are other final answers (a hedge if wrong)."""
+    groups = _box_groups(text, boxes, reject_hedged)
+    answer, hedged = groups[-1]
+    others = list(dict.fromkeys(a for a, _ in groups[:-1] if a != answer and a))
+    stated = _STATED.search(text, boxes[-1][1])
+    after = _phrase_answer(text[stated.start() :]) if stated else None
+    if after and after != answer and re.search(r"\d", after):
+        others.append(after)
+    if len(others) > _MAX_OTHERS:
+        return Extraction(answer, "boxed", True)
+    return Extraction(answer, "boxed", hedged, tuple(others))
 
 
 def _last_math_segment(text: str) -> str | None:
@@ -180,6 +206,7 @@ def extract_answer(text: str, options: MathOptions | None = None) -> Extraction:
     if _THINK_END in text:
         text = text.rsplit(_THINK_END, 1)[1]
     text = re.sub(r"\*\*([^*\n]{1,80})\*\*", r"\1", text)  # markdown bold: "**Answer:** 18"
+    text = _CODE.sub("\n\n", text)  # code is not an answer: no box, phrase or number is taken from it
     boxes = find_boxes(text)
     if boxes:
         after = text[boxes[-1][1] :]
@@ -200,9 +227,22 @@ def extract_answer(text: str, options: MathOptions | None = None) -> Extraction:
         return Extraction(phrase, "phrase")
     segments = list(_MATH_SEG.finditer(text))
     tail = text[segments[-1].end() :] if segments else text
-    numbers = _NUMBER.findall(tail) if options.allow_last_number_fallback else []
+    numbers = list(_NUMBER.finditer(tail)) if options.allow_last_number_fallback else []
     if numbers:  # a number in the prose after the last math segment is the later statement
-        return Extraction(numbers[-1], "last_number")
+        clock = list(_CLOCK_TEXT.finditer(tail))
+        if clock and clock[-1].end() >= numbers[-1].end():  # "It arrives at 9:00 AM." -> a time of day
+            return Extraction(clock[-1].group(0), "last_number")
+        return Extraction(numbers[-1].group(0), "last_number")
     if segments:
-        return Extraction(next(g for g in segments[-1].groups() if g is not None).strip(), "latex")
+        return Extraction(_segment_run(text, segments), "latex")
     return Extraction(None, "none")
+
+
+def _segment_run(text: str, segments: list[re.Match]) -> str:
+    """The last math segment, or the run of segments ending it joined by commas/"and" ("$7$, $9$ and $13$")."""
+    run = [segments[-1]]
+    for prev in reversed(segments[:-1]):
+        if not _LIST_JOIN.fullmatch(text[prev.end() : run[0].start()]):
+            break
+        run.insert(0, prev)
+    return ", ".join(next(g for g in m.groups() if g is not None).strip() for m in run)

@@ -33,6 +33,17 @@ _PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*%\s*\}|\bpercentage\b|\bpercent\b
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")
 _ANSWER_PREFIX = re.compile(r"^(?:final\s+answer|answer|ans)\s*[:=]\s*", re.IGNORECASE)
 _CHOICE = re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\.?$")
+_CLOCK = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*([AaPp])\.?\s*[Mm]\.?$")
+TIME = re.compile(r"\d{1,2}:\d{2}[ap]m")
+"""A time of day after :func:`normalise` (``9:00am``): compared as text only."""
+_COUNT_TAIL = re.compile(
+    r"^(-?(?:\d[\d,]*)?\.?\d+(?:\\frac\{\d+\}\{\d+\})?)\s+([A-Za-z]{2,}(?:[ -][A-Za-z]{2,}){0,2})$"
+)
+_NOT_COUNT = {"and", "or", "pi", "sqrt", "times", "cdot", "over", "to", "is", "are", "inf", "infinity"}
+_MIXED = re.compile(r"^(-?\d+)\s+(\d+)\s*/\s*(\d+)$")
+_OVERLINE = re.compile(r"(\d*)\.(\d*)\\(?:overline|dot)\s*\{?\s*(\d+)\s*\}?")
+_ELLIPSIS = re.compile(r"(\d*)\.(\d+)\s*(?:\\ldots|\\cdots|\\dots|\.\.\.|…)")
+_INEQ_AND = re.compile(r"\s*(?<![A-Za-z\\])and(?![a-z])\s*")
 
 
 def _unwrap_text(s: str) -> str:
@@ -69,6 +80,41 @@ def _group_digits(s: str) -> str:
     return s
 
 
+def _repeating(whole: str, fixed: str, block: str) -> str:
+    """``whole.fixed(block)(block)...`` as an exact ``\\frac``."""
+    scale, period = 10 ** len(fixed), 10 ** len(block) - 1
+    num = (int(whole or 0) * scale + int(fixed or 0)) * period + int(block)
+    return f"\\frac{{{num}}}{{{scale * period}}}"
+
+
+def _from_ellipsis(m: re.Match) -> str:
+    """``0.333...``/``0.1666\\ldots``: the shortest block repeated to the end (3 times for one digit, else 2)."""
+    whole, digits = m.group(1), m.group(2)
+    for start in range(len(digits)):
+        tail = digits[start:]
+        for size in range(1, len(tail) // 2 + 1):
+            block = tail[:size]
+            if len(tail) >= (3 if size == 1 else 2 * size) and (block * len(tail))[: len(tail)] == tail:
+                return _repeating(whole, digits[:start], block)
+    return m.group(0)
+
+
+def _clock(s: str) -> str | None:
+    """``9 a.m.``, ``9:00 AM``, ``1:03 p.m.`` -> ``9:00am``; None when ``s`` is not a time of day."""
+    m = _CLOCK.match(s.strip())
+    if m is None or not 1 <= int(m.group(1)) <= 12:
+        return None
+    return f"{int(m.group(1))}:{m.group(2) or '00'}{m.group(3).lower()}m"
+
+
+def _count_words(s: str) -> str:
+    """``260 sheep``, ``7 dozen``, ``3 square feet`` -> the number (any trailing words after a lone number)."""
+    m = _COUNT_TAIL.match(s)
+    if m and not {w.lower() for w in re.split(r"[ -]", m.group(2))} & _NOT_COUNT:
+        return m.group(1)
+    return s
+
+
 def normalise(answer: str, options: MathOptions | None = None) -> str:
     """Canonical LaTeX-ish spelling of ``answer`` (not yet parsed).
 
@@ -95,9 +141,20 @@ def normalise(answer: str, options: MathOptions | None = None) -> str:
     s = _PERCENT.sub("%", s)
     s = _unwrap_text(s)
     s = _ANSWER_PREFIX.sub("", s.strip())
+    clock = _clock(s)
+    if clock is not None:
+        return clock
+    s = _OVERLINE.sub(lambda m: _repeating(m.group(1), m.group(2), m.group(3)), s)
+    s = _ELLIPSIS.sub(_from_ellipsis, s)
     if options.strip_units:
         s = _UNIT_TAIL.sub("", s)
         s = re.sub(r"^\s*(?:dollars?|USD|EUR|€)\s*", "", s)
+        s = _count_words(s.strip().rstrip("."))
+    if options.mixed_numbers:
+        s = _MIXED.sub(lambda m: f"{m.group(1)}\\frac{{{m.group(2)}}}{{{m.group(3)}}}"
+                       if int(m.group(2)) < int(m.group(3)) else m.group(0), s.strip())
+    if re.search(r"[<>]|\\[lg]e\b", s):
+        s = _INEQ_AND.sub(r" \\wedge ", s)  # "x>2 and x<3": a conjunction, never a list of answers
     s = s.replace("€", "")
     for sup, plain in _SUPERSCRIPTS.items():
         s = s.replace(sup, plain)

@@ -20,10 +20,12 @@ class MathOptions:
     """Reject responses whose final answer markers (several ``\\boxed{}`` etc.) disagree with each other."""
     # --- numbers -------------------------------------------------------------------------------------
     percent_mode: str = "gold"
-    """``"gold"``: ``50\\%`` means 50 and also 0.5, but only when the gold carries ``%``; ``"strict"``: the
-    percent sign is dropped and the numbers must match; ``"fraction"``: ``50\\%`` always equals 0.5."""
-    decimal_tolerance: bool = True
-    """When the gold is a decimal with k places, accept predictions within half a unit of its last place."""
+    """``"gold"``: ``50\\%`` on one side only means 50 and also 0.5 (a ``\\frac{2}{5}`` gold accepts ``40\\%``, a
+    ``40\\%`` gold accepts ``0.4`` and ``40``); ``"strict"``: the percent sign is dropped and the numbers must match;
+    ``"fraction"``: ``50\\%`` always equals 0.5."""
+    decimal_tolerance: bool = False
+    """Opt-in (e.g. for "to the nearest tenth" problems): when the gold is a decimal with k places, accept
+    predictions within half a unit of its last place. Off by default: ``2.54`` is not ``2.5``."""
     rounded_prediction_min_digits: int | None = 12
     """A decimal prediction with at least this many significant digits is accepted when the exact gold rounds to
     it (``0.0833333333333333`` for ``1/12``; ``0.3333`` for ``1/3`` only with 4 or less). ``None``: never — then
@@ -36,8 +38,10 @@ class MathOptions:
     mixed_numbers: bool = True
     """``2\\frac{1}{2}`` reads as 2 + 1/2 (a mixed number) rather than 2 * 1/2."""
     # --- units and angles ----------------------------------------------------------------------------
-    degrees_mode: str = "either"
-    """``"either"``: ``90^\\circ`` equals 90 and also pi/2; ``"degrees"``: only 90; ``"radians"``: only pi/2."""
+    degrees_mode: str = "gold"
+    """``"gold"``: only the gold's unit counts (a ``90^\\circ`` gold accepts ``90``/``90^\\circ``, not pi/2; a pi/2
+    gold does not accept ``90^\\circ``); ``"either"``: ``90^\\circ`` equals 90 and also pi/2; ``"degrees"``: only 90;
+    ``"radians"``: only pi/2."""
     strip_units: bool = True
     """Drop trailing unit words (``5\\text{ cm}``, ``3 dollars``) before comparing."""
     # --- structures ----------------------------------------------------------------------------------
@@ -76,8 +80,9 @@ class MathOptions:
     def __post_init__(self) -> None:
         if self.percent_mode not in ("gold", "strict", "fraction"):
             raise ValueError(f"percent_mode must be 'gold', 'strict' or 'fraction', not {self.percent_mode!r}")
-        if self.degrees_mode not in ("either", "degrees", "radians"):
-            raise ValueError(f"degrees_mode must be 'either', 'degrees' or 'radians', not {self.degrees_mode!r}")
+        if self.degrees_mode not in ("gold", "either", "degrees", "radians"):
+            raise ValueError(f"degrees_mode must be 'gold', 'either', 'degrees' or 'radians', "
+                             f"not {self.degrees_mode!r}")
         if self.interval_equals_inequality not in (True, False, "gold_relation"):
             raise ValueError("interval_equals_inequality must be True, False or 'gold_relation'")
         if self.decimal_comma not in (True, False, "auto"):

@@ -36,6 +36,7 @@ class _Parser:
         self.toks = tokens
         self.i = 0
         self.options = options
+        self.abs_depth = 0  # inside |...| a "|" closes; outside it opens a factor ("2|x|")
 
     # --- token helpers -----------------------------------------------------------------------------
     def peek(self, k: int = 0) -> Token | None:
@@ -157,7 +158,7 @@ class _Parser:
         if t.kind == "cmd":
             return t.text not in RELATIONS and t.text not in _MUL_OPS and t.text not in (
                 "cup", "cap", "setminus", "pm", "mp", "quad")  # fmt: skip
-        return t.kind == "op" and t.text in "([{"
+        return t.kind == "op" and (t.text in "([{" or (t.text == "|" and self.abs_depth == 0))
 
     def postfix(self) -> Node:
         node = self.primary()
@@ -235,7 +236,11 @@ class _Parser:
 
     def bracketed(self, opener: str) -> Node:
         if opener == "|":
-            inner = self.additive()
+            self.abs_depth += 1
+            try:
+                inner = self.additive()
+            finally:
+                self.abs_depth -= 1
             self.expect("op", "|")
             return ("abs", inner)
         if opener == "{":

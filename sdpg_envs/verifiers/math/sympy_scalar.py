@@ -36,8 +36,13 @@ def _close(a: sp.Expr, b: sp.Expr) -> bool | None:
 
 
 def _points(symbols: list[sp.Symbol], n: int = 4) -> list[dict]:
+    """Fixed pseudo-random test points: non-integers of both signs, so |x| != x and sqrt(x^2) != x are caught."""
     rng = random.Random(1234)
-    return [{s: sp.Rational(rng.randint(11, 199), rng.randint(7, 97)) for s in symbols} for _ in range(n)]
+    points = []
+    for k in range(n):
+        sign = -1 if k % 2 else 1  # every other point negative, each symbol a non-integer rational
+        points.append({s: sign * sp.Rational(2 * rng.randint(5, 99) + 1, 2 * rng.randint(3, 48)) for s in symbols})
+    return points
 
 
 class SympyScalar:

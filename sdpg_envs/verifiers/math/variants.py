@@ -35,7 +35,9 @@ def _choices(kind: str, mine: bool, theirs: bool, mode: str, is_gold: bool) -> t
             return (False,)
         if mode == "fraction":
             return (True,)
-        return (False, True) if is_gold and not theirs else (False,)
+        return (False,) if theirs else (False, True)
+    if mode == "gold":
+        return (False,)  # the gold's unit only: a degree mark is dropped, never converted to radians
     if mode == "degrees":
         return (False,)
     if mode == "radians":

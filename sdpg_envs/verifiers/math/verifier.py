@@ -13,7 +13,7 @@ from sdpg_envs.verifiers.math.equivalence import FractionScalar, NeedSympy, equi
 from sdpg_envs.verifiers.math.extract import extract_answer, find_boxes
 from sdpg_envs.verifiers.math.guards import TooLarge, check_guards
 from sdpg_envs.verifiers.math.lexer import ParseError
-from sdpg_envs.verifiers.math.normalise import normalise
+from sdpg_envs.verifiers.math.normalise import TIME, normalise
 from sdpg_envs.verifiers.math.options import MathOptions
 from sdpg_envs.verifiers.math.parse import parse_answer
 from sdpg_envs.verifiers.math.pool import WorkerPool, default_pool
@@ -108,9 +108,27 @@ class _Comparison:
         self.np = normalise(found.answer, opts)
         if found.hedged and opts.reject_hedged:
             return self.verdict("incorrect", f"several different final answers given ({_show(self.np)})")
+        verdict = self._compare()
+        if verdict.status == "correct" and found.others and opts.reject_hedged:
+            return self._check_others(found.others, verdict)
+        return verdict
+
+    def _compare(self) -> MathVerdict:
         if self.np == self.ng:
             return self._equal()
+        if TIME.fullmatch(self.ng or "") or TIME.fullmatch(self.np or ""):
+            return self._not_equal()  # times of day compare as normalised text only
         return self._compare_parsed()
+
+    def _check_others(self, others: tuple[str, ...], verdict: MathVerdict) -> MathVerdict:
+        """A correct final answer next to a different stated answer is a hedge: both must be correct."""
+        for other in others:
+            if normalise(other, self.options) == self.np:
+                continue
+            if _Comparison(self.gold, other, self.options, self.pool).run().status != "correct":
+                return self.verdict("incorrect", f"several different final answers given ({_show(self.np or '')}, "
+                                    f"{_show(other, 30)})")
+        return verdict
 
     def _compare_parsed(self) -> MathVerdict:
         opts = self.options
