@@ -15,7 +15,7 @@ from sandbox_helpers import SECRET  # noqa: E402
 
 from sandboxes import Limits, make_sandbox, probe_backends  # noqa: E402
 
-BACKENDS = ("bwrap", "process", "docker")
+BACKENDS = ("bwrap", "process", pytest.param("docker", marks=pytest.mark.docker))
 LIMITS = Limits(wall_s=2.5, cpu_s=1.0, memory_mb=512, max_processes=32, max_output_bytes=1_000_000,
                 max_file_mb=16, tmpfs_mb=64)
 

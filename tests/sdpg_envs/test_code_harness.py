@@ -152,3 +152,83 @@ def test_two_failing_tests_shown_and_runner_state_kept(verifier):
 def test_status_mapping_covers_the_taxonomy():
     assert set(STATUS_MAPPING) == set(STATUSES)
     assert all({"sandboxfusion", "livecodebench", "verl"} <= set(v) for v in STATUS_MAPPING.values())
+
+
+def _case(tests, code: str, **meta) -> tuple[Problem, str]:
+    language = meta.get("language", "python")
+    return Problem("j", "", metadata={"tests": tests, "timeout_s": 2.0, **meta}), f"```{language}\n{code}\n```"
+
+
+EVEN_TESTS = "assert all(map(is_even, [2, 4]))\nassert not any(map(is_even, [1, 3]))\n" \
+             "assert list(filter(is_even, [1, 3])) == []\n"
+CYCLIC = "def encode(s):\n    return s[1:] + s[:1]\n\n\ndef decode(s):\n    \"\"\"Inverse of encode.\"\"\"\n"
+ROOT_TESTS = "assert math.isclose(root(2.0), 1.4142135, rel_tol=1e-6)\n"
+MULTILINE = [["2\n", "1\n2\n"], ["3\n", "1\n2\n3\n"]]
+C_SEPARATOR = '#include <stdio.h>\nint main(){int n; scanf("%d",&n); for(int i=1;i<=n;i++) printf("%d%s", i, ' \
+              'i<n ? "SEP" : "\\n"); return 0;}'
+
+# Judge-logic tricks: each must fail; the matching honest program must pass (so the test is not vacuous).
+JUDGE_TRICKS = {
+    "StopIteration ends the tests' map/filter": (
+        _case(EVEN_TESTS, "def is_even(n):\n    raise StopIteration"),
+        _case(EVEN_TESTS, "def is_even(n):\n    return n % 2 == 0")),
+    "a class named math decides isclose": (
+        _case(ROOT_TESTS, "class math:\n    isclose = staticmethod(lambda *a, **k: True)\ndef root(x):\n    return 0",
+              preamble="import math\n"),
+        _case(ROOT_TESTS, "def root(x):\n    return math.sqrt(x)", preamble="import math\n")),
+    "redefining the prompt's helper": (
+        _case("assert decode(encode('abc')) == 'abc'\nassert decode(encode('hello')) == 'hello'\n",
+              "def encode(s):\n    return s\ndef decode(s):\n    return s", preamble=CYCLIC, entry_point="decode"),
+        _case("assert decode(encode('abc')) == 'abc'\nassert decode(encode('hello')) == 'hello'\n",
+              "def decode(s):\n    return s[-1:] + s[:-1]", preamble=CYCLIC, entry_point="decode")),
+    **{f"C lines split on {sep!r}": (
+        _case(MULTILINE, C_SEPARATOR.replace("SEP", sep), language="c"),
+        _case(MULTILINE, C_SEPARATOR.replace("SEP", "\\n"), language="c"))
+       for sep in ("\\f", "\\x1c", "\\x1e", "\\x85", "\\r", "\\v")},
+}
+
+
+@pytest.mark.timeout(180)
+def test_judge_logic_tricks_fail_and_honest_programs_pass(verifier):
+    cases = [pair for pairs in JUDGE_TRICKS.values() for pair in pairs]
+    results = verifier.batch([p for p, _ in cases], [c for _, c in cases])
+    for i, name in enumerate(JUDGE_TRICKS):
+        trick, honest = results[2 * i], results[2 * i + 1]
+        assert trick.status != "passed" and trick.score == 0.0, f"{name} passed: {trick.feedback}"
+        assert honest.status == "passed", f"{name}: the honest program failed: {honest.feedback}"
+
+
+CORRECT_WITH_GLOBALS = {
+    "dict of builtins": "TABLE = {'biggest': max, 'count': len}\ndef add(a, b):\n    return TABLE['biggest'](a, b) "
+                        "+ min(a, b)",
+    "tuple of builtins": "OPS = (len, sum, sorted)\ndef add(a, b):\n    return OPS[1]([a, b])",
+    "unsafe builtins held": "HOOKS = [print, open, eval]\ndef add(a, b):\n    return a + b",
+    "a lambda and a class in a dict": "class P:\n    pass\nR = {'f': lambda x: x, 'c': P, 'o': P()}\n"
+                                     "def add(a, b):\n    return R['f'](a) + b",
+    "globals named like stdlib modules": "string = 'abc'\nrandom = 4\ndef operator(x):\n    return x\n"
+                                         "import os as math\ndef add(a, b):\n    return a + b",
+    "a generator and a recursive structure": "G = (i for i in range(3))\nL = []\nL.append(L)\n"
+                                             "def add(a, b):\n    return a + b",
+}
+
+
+@pytest.mark.timeout(120)
+def test_correct_programs_with_ordinary_globals_pass(verifier):
+    tests = "import math\n" + ADD_TESTS
+    names = list(CORRECT_WITH_GLOBALS)
+    results = verifier.batch([Problem("g", "", metadata={"tests": tests})] * len(names),
+                             [f"```python\n{CORRECT_WITH_GLOBALS[n]}\n```" for n in names])
+    for name, result in zip(names, results):
+        assert result.status == "passed", f"{name}: {result.feedback}"
+
+
+@pytest.mark.parametrize("status", ["sandbox_error", "memory_limit", "timeout", "killed_by_signal"])
+def test_a_crashed_sandbox_never_scores_even_with_a_passing_report(status):
+    from sandboxes import ExecutionResult, Status
+    from sdpg_envs.verifiers.code.classify import classify
+
+    report = {"compile": {"ok": True}, "import": {"ok": True}, "tests": {"passed": 3, "failed": 0, "failures": [],
+                                                                         "completed": True}}
+    result = ExecutionResult(status=Status(status), exit_code=None, stdout="", stderr="", signal=9)
+    verdict, _ = classify(result, report, "python")
+    assert verdict != "passed"

@@ -79,11 +79,13 @@ def _limits(cpu_s, memory_mb, max_output):
 
 
 def normalise(text, mode):
+    """Only ``\\n`` ends a line and only ASCII blanks are whitespace (``str.splitlines``/``str.split`` would also
+    break on ``\\x0c``, ``\\x1c`` ... and let a program print its answer with other separators)."""
     if mode == "exact":
         return text
     if mode == "tokens":
-        return text.split()
-    return [line.rstrip() for line in text.rstrip().splitlines()]
+        return text.encode("utf-8", "surrogateescape").split()
+    return [line.rstrip(" \t\r") for line in text.rstrip(" \t\r\n").split("\n")]
 
 
 def run_one(stdin_text, cfg):

@@ -6,6 +6,7 @@ the trusted tests against proxies, and prints ``@@sdpg-result <nonce> <json repo
 
 import ast
 import builtins
+import importlib
 import json
 import os
 import select
@@ -36,7 +37,15 @@ from _sdpg_runner import (  # noqa: E402
 sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.abspath(p) not in (_HERE, os.getcwd())]
 MAX_FAILURES = 5
 _BUILTIN_NAMES = frozenset(dir(builtins))
-_EXCEPTIONS = {k: v for k, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, Exception)}
+# Exceptions the program raises are re-raised here with their builtin base (tests may catch ValueError ...), except
+# the ones trusted code uses as control flow: a StopIteration from the program must not end a map() or next().
+_EXCEPTIONS = {k: v for k, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, Exception)
+               and not issubclass(v, (StopIteration, StopAsyncIteration))}
+# Builtin functions a program may send back by name (``{"biggest": max}``); never ones that run code or do I/O.
+_UNSAFE_BUILTINS = frozenset({"__build_class__", "__import__", "breakpoint", "compile", "delattr", "eval", "exec",
+                              "exit", "getattr", "globals", "help", "input", "locals", "open", "print", "quit",
+                              "setattr", "vars"})
+_NOISY_MODULES = frozenset({"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo"})
 
 
 class CandidateRaised(Exception):
@@ -181,7 +190,7 @@ class Rpc:
             return iter(self.dec(v[1], depth + 1))
         if t is tuple and len(v) == 2 and type(v[0]) is bytes and v[0] == BUILTIN and type(v[1]) is str:
             value = getattr(builtins, v[1], None)
-            if isinstance(value, type):  # only builtin types come back as themselves, never functions
+            if callable(value) and v[1] not in _UNSAFE_BUILTINS:  # the judge's own builtin, never the program's
                 return value
             raise ValueError(f"the program sent an unsupported builtin {v[1][:40]!r}")
         if t in (list, tuple, set, frozenset):
@@ -308,18 +317,48 @@ class RewriteAsserts(ast.NodeTransformer):
         return ast.copy_location(ast.Expr(call), node)
 
 
-def run_tests(cfg, rpc, names):
-    """Execute the trusted test code against proxies of the program's names; return the report section."""
+def trusted_helpers(cfg):
+    """Functions the preamble (e.g. HumanEval's prompt) defines, run here: the tests call the real ones, never the
+    program's redefinitions (a program must not replace ``encode_cyclic`` or ``poly`` that the tests rely on)."""
+    ns = {"__name__": "__sdpg_preamble__", "__builtins__": builtins}
+    try:
+        exec(compile(cfg.get("preamble") or "", "<preamble>", "exec", dont_inherit=True), ns)
+    except BaseException:  # noqa: B036 - an incomplete preamble: keep what it defined before failing
+        pass
+    return {k: v for k, v in ns.items() if type(v) is type(trusted_helpers) and not k.startswith("__")}
+
+
+def bind_program_names(cfg, rpc, names):
+    """The namespace the tests run in: the program's names as proxies, minus what it may not replace."""
     ns = {"__name__": "__sdpg_tests__", "__builtins__": builtins}
+    entry, helpers = cfg.get("entry_point"), trusted_helpers(cfg)
     for name, (kind, payload) in names.items():
-        if name.startswith("_sdpg") or name in _BUILTIN_NAMES and name != cfg.get("entry_point"):
-            continue  # the program may not shadow builtins the tests rely on (except the function under test)
+        if name == entry:
+            pass
+        elif name.startswith("_sdpg") or name in _BUILTIN_NAMES or name in helpers:
+            continue  # builtins and the preamble's helpers the tests rely on stay the real ones
+        elif name in sys.stdlib_module_names and (kind != "module" or payload != name):
+            continue  # ``math`` must be the math module (a program-defined ``math.isclose`` would decide asserts)
         if kind == "callable":
             ns[name] = Remote(rpc, name)
         elif kind == "value":
-            ns[name] = rpc.dec(payload)
-        elif kind == "module" and str(payload) in sys.stdlib_module_names:
-            ns[name] = __import__(str(payload))
+            try:
+                ns[name] = rpc.dec(payload)
+            except (ValueError, TypeError):
+                continue  # a global the judge cannot hold: the tests cannot use it, the program still can
+        elif kind == "module" and str(payload).split(".")[0] in sys.stdlib_module_names \
+                and str(payload) not in _NOISY_MODULES:
+            try:
+                ns[name] = importlib.import_module(str(payload))
+            except Exception:  # noqa: BLE001 - e.g. a stdlib module this interpreter lacks
+                continue
+    ns.update({k: v for k, v in helpers.items() if k != entry})
+    return ns
+
+
+def run_tests(cfg, rpc, names):
+    """Execute the trusted test code against proxies of the program's names; return the report section."""
+    ns = bind_program_names(cfg, rpc, names)
     rewriter = RewriteAsserts(cfg["tests"])
     tree = ast.fix_missing_locations(rewriter.visit(ast.parse(cfg["tests"], "<tests>")))
     recorder = Recorder(rpc, rewriter.sources)

@@ -115,7 +115,7 @@ def build_program(code: str, spec: TestSpec, base: Limits, *, wall_factor: float
     cfg: dict[str, Any] = {"nonce": nonce, "timeout_s": float(spec.timeout_s), "wall_factor": wall_factor}
     if spec.language == "python":
         source = assemble_python(code, spec.preamble).encode("utf-8", "replace")
-        cfg.update(tests=spec.tests, entry_point=spec.entry_point)
+        cfg.update(tests=spec.tests, entry_point=spec.entry_point, preamble=spec.preamble)
         files = {"solution.py": source, "_sdpg_judge.py": _script("_harness_judge.py"),
                  "_sdpg_runner.py": _script("_harness_runner.py")}
         command = ("python", "_sdpg_judge.py")
