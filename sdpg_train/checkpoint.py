@@ -3,7 +3,8 @@
 Layout (the same file names as ``transformers.Trainer``, so ``AutoModelForCausalLM.from_pretrained(ckpt)``
 works as is): ``model.safetensors`` + ``config.json`` (``save_pretrained``), the tokenizer files,
 ``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth`` (``rng_state_{rank}.pth`` for ranks > 0),
-``trainer_state.json`` and, for an EMA teacher, ``teacher_ema.safetensors``. A checkpoint is written into a
+``trainer_state.json``, for an EMA teacher ``teacher_ema.safetensors``, with fp16 ``scaler.pt``, and with LoRA
+``adapter/`` (the adapter, used for resume) beside the merged ``model.safetensors``. A checkpoint is written into a
 temporary folder and renamed into place, so a crash never leaves a half-written ``checkpoint-N``.
 """
 
@@ -93,6 +94,8 @@ def save_checkpoint(
     rank: int = 0,
     save_total_limit: int | None = None,
     extra_modules: dict[str, nn.Module] | None = None,
+    scaler_state: dict[str, Any] | None = None,
+    lora_merge: bool = True,
 ) -> Path:
     """Write ``checkpoint-{step}`` atomically (rank 0 writes everything; other ranks only their RNG state).
 
@@ -106,9 +109,16 @@ def save_checkpoint(
     tmp = Path(output_dir) / f".tmp-checkpoint-{step}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    from sdpg_train.lora import is_peft, save_lora
+
+    if is_peft(model):  # adapter/ (resume) + merged model.safetensors (from_pretrained-ready)
+        save_lora(model, tmp, merge=lora_merge)
+    else:
+        model.save_pretrained(tmp, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
+    if scaler_state is not None:  # fp16 loss scale
+        torch.save(scaler_state, tmp / "scaler.pt")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(rng_state(), tmp / _rng_file(0))
@@ -172,12 +182,21 @@ def load_checkpoint(
     ema_teacher: nn.Module | None = None,
     rank: int = 0,
     extra_modules: dict[str, nn.Module] | None = None,
+    precision: Any = None,
 ) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler, EMA teacher and this rank's RNG; returns the trainer state."""
+    """Restore model (or LoRA adapter), optimizer, scheduler, EMA teacher, fp16 loss scale and this rank's RNG;
+    returns the trainer state."""
+    from sdpg_train.lora import is_peft, load_lora
+
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no {STATE_FILE})")
-    load_model_weights(model, path)
+    if is_peft(model):
+        load_lora(model, path)
+    else:
+        load_model_weights(model, path)
+    if precision is not None and (path / "scaler.pt").is_file():
+        precision.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     if ema_teacher is not None:

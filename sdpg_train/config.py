@@ -41,13 +41,33 @@ class SDPGConfig:
     """Hub id or local path of an ``AutoModelForCausalLM``; ``"tiny"`` builds the offline tiny Qwen2-style model
     with the byte tokenizer (CPU demos and tests). May be None when a model instance is passed to the trainer."""
     torch_dtype: str = "float32"
-    """Parameter dtype when loading by name: float32 | bfloat16 | float16 | auto."""
+    """Compute dtype: float32 | bfloat16 | float16 | auto (the checkpoint's). bfloat16/float16 keep fp32 master
+    weights and run every forward under torch.autocast in this dtype (float16 adds a dynamic loss scaler)."""
+    low_precision_params: bool = False
+    """Keep the parameters themselves in torch_dtype (bfloat16 only; no fp32 master copy). Saves memory but AdamW
+    updates below bf16's resolution are lost (most of them at lr ≈ 1e-6); warns. Off: mixed precision."""
     device: str = "auto"
     """auto (cuda if available, else cpu) | cpu | cuda | cuda:N. Under torchrun the local rank picks the GPU."""
     chat_template_kwargs: dict = field(default_factory=dict)
     """Extra flags for ``apply_chat_template`` (e.g. ``{enable_thinking: false}``); identical for every view."""
     gradient_checkpointing: bool = False
-    """Recompute decoder activations in backward (saves memory, costs one extra forward)."""
+    """Recompute decoder activations in backward (saves memory, costs one extra forward); the model is trained
+    in train mode with the KV cache off, so the checkpointing really runs."""
+    disable_dropout: bool = True
+    """Set every dropout probability of the policy to 0 (the model trains in train mode; RL wants no dropout)."""
+    lora_r: int = 0
+    """LoRA rank through ``peft`` (0 = full fine-tuning). With LoRA the reference policy (and a base teacher) is the
+    same model with its adapters disabled: no second copy of the weights."""
+    lora_alpha: float = 16.0
+    """LoRA scaling α (the update is (α / r)·B·A)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA branch."""
+    lora_target_modules: list = field(default_factory=lambda: ["all-linear"])
+    """Modules that get adapters: ``all-linear`` (every linear layer but the LM head) or module names
+    (``q_proj``, ``v_proj``, ...)."""
+    lora_merge_on_save: bool = True
+    """Checkpoints also hold the merged weights as ``model.safetensors`` (``from_pretrained`` loads them as a plain
+    model); the adapter alone is always saved under ``adapter/`` (used for resume)."""
 
     # ------------------------------------------------------------------ env
     env_ids: list = field(default_factory=lambda: ["sdpg/Arith-v0"])
@@ -103,17 +123,21 @@ class SDPGConfig:
     beta: float = 1e-3
     """β_base: weight of the full-vocabulary distillation KL."""
     beta_warmup_steps: int = 0
-    """T_warm of the β schedule (0 = no warm-up)."""
+    """T_warm of the β schedule, in training steps (0 = no warm-up)."""
     beta_decay_steps: int = 0
-    """T_decay of the β schedule: β falls linearly to 0 over the last T_decay of max_steps (0 = no decay)."""
+    """T_decay of the β schedule, in training steps: β falls linearly to 0 over the last T_decay of max_steps
+    (0 = no decay)."""
     gate_positive: bool = False
     """Distil only on completions with advantage > 0 (paper Eq. 3.5)."""
     kl_clamp: float = 20.0
-    """Upper clamp of the per-token distillation KL."""
+    """Upper clamp of the per-token distillation KL(student‖teacher) (zero gradient above it)."""
     alpha: float = 1e-3
     """α: weight of the reference-policy term (0 disables the reference model)."""
     kl_mode: str = "urkl"
     """Reference term: urkl | ufkl | rkl | fkl (paper surrogates) | k1 | k3 (sampled-token estimators)."""
+    log_ratio_clamp: float = 20.0
+    """The reference term's log w = log π_θ(y_t) − log π_ref(y_t) is clamped to ±this before f_kl_mode (guards
+    exp(−log w); zero gradient outside). Independent of kl_clamp."""
     full_ref_kl: bool = False
     """Use the exact full-vocabulary KL(student‖reference) from the head instead of the sampled-token surrogate."""
     clip_low: float = 0.2
@@ -180,7 +204,7 @@ class SDPGConfig:
     adam_epsilon: float = 1e-8
     """AdamW ε (denominator guard)."""
     warmup_steps: int = 0
-    """Linear learning-rate warm-up (optimiser updates)."""
+    """Linear learning-rate warm-up, in optimiser updates (``num_mini_batches`` per training step)."""
     lr_scheduler_type: str = "constant"
     """After warm-up: constant | linear (to 0 at the last update) | cosine."""
     max_grad_norm: float = 1.0
@@ -415,6 +439,12 @@ def _validate(c: SDPGConfig) -> None:
     _check(0 < c.top_p <= 1, f"top_p must be in (0, 1], got {c.top_p}")
     _check(c.dual_clip_c > 1, f"dual_clip_c must be > 1, got {c.dual_clip_c}")
     _check(c.kl_clamp > 0, f"kl_clamp must be > 0, got {c.kl_clamp}")
+    _check(c.log_ratio_clamp > 0, f"log_ratio_clamp must be > 0, got {c.log_ratio_clamp}")
+    _check(not c.low_precision_params or c.torch_dtype in ("bfloat16", "auto"),
+           "low_precision_params needs torch_dtype bfloat16 (fp16 parameters cannot be trained with a loss scaler)")
+    _check(c.lora_r >= 0 and c.lora_alpha > 0 and 0 <= c.lora_dropout < 1,
+           "lora_r must be ≥ 0, lora_alpha > 0 and lora_dropout in [0, 1)")
+    _check(len(c.lora_target_modules) >= 1, "lora_target_modules must name at least one module (or all-linear)")
     _check(0 < c.teacher_update_rate <= 1, "teacher_update_rate must be in (0, 1]")
     _check(c.completions_per_step % c.num_mini_batches == 0 and c.num_prompts_per_step % c.num_mini_batches == 0,
            "num_prompts_per_step must be divisible by num_mini_batches")

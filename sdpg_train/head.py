@@ -144,7 +144,7 @@ def _forward_chunk(buf, s: int, e: int, h: Tensor, wf: Tensor, bf, views: list, 
         if view is None:
             diffs.append(None)
             continue
-        zo = _logits(view[0][s:e].to(view[1].dtype), view[1], bf, temp, acc, partial(buf, f"o{i}", c))  # (c, V)
+        zo = _logits(view[0][s:e].to(view[1].dtype), view[1], view[2], temp, acc, partial(buf, f"o{i}", c))  # (c, V)
         q = buf("q", c)  # (c, V)
         out[f"stats{i}"] = torch.stack(_log_softmax_(zo, q), 1)  # zo <- log q, q <- softmax
         if i == 0:  # teacher: sampled-token log-prob and entropy (metrics, RLSD/OPSD)
@@ -166,7 +166,7 @@ def _replay_chunk(buf, s: int, e: int, hc: Tensor, wf: Tensor, bf, views: list, 
         if view is None:
             diffs.append(None)
             continue
-        zo = _logits(view[0][s:e].to(view[1].dtype), view[1], bf, temp, acc, partial(buf, f"o{i}", c))  # (c, V)
+        zo = _logits(view[0][s:e].to(view[1].dtype), view[1], view[2], temp, acc, partial(buf, f"o{i}", c))  # (c, V)
         _shift_(zo, stats[i + 1][s:e, 0], stats[i + 1][s:e, 1])  # log o
         diffs.append(torch.sub(z, zo, out=zo))  # log p - log o
     return z, p, diffs
@@ -211,13 +211,15 @@ def _accumulate(dz: Tensor, wf: Tensor, hc: Tensor, dh: Tensor | None, dw: Tenso
         db.add_(dz.sum(0))
 
 
-def _setup(h, w, bias, th, tw, rh, rw):
-    """Accumulation dtype, GEMM-ready student weight and bias, and the (hidden, weight) of each view."""
+def _setup(h, w, bias, th, tw, rh, rw, tb=None, rb=None):
+    """Accumulation dtype, GEMM-ready student weight and bias, and the (hidden, weight, bias) of each view."""
     acc = _acc_dtype(h)
     native = h.dtype == w.dtype and _native_low_precision(w, acc)  # bf16/fp16 GEMMs with fp32 results (CUDA)
     wf, bf = (w if native else w.to(acc)), None if bias is None else bias.to(acc)
     cast = lambda wt: wf if _same(wt, w) else wt.to(wf.dtype)  # noqa: E731  (one upcast for a live teacher)
-    return acc, wf, bf, [(hid, cast(wt)) if hid is not None else None for hid, wt in ((th, tw), (rh, rw))]
+    cast_b = lambda b: None if b is None else (bf if b is bias else b.to(acc))  # noqa: E731
+    return acc, wf, bf, [(hid, cast(wt), cast_b(b)) if hid is not None else None
+                         for hid, wt, b in ((th, tw, tb), (rh, rw, rb))]
 
 
 def _grad_buffers(h, v, acc, need):
@@ -237,9 +239,9 @@ class _SDPGHeadFn(torch.autograd.Function):
     """Chunked forward/backward; see the module docstring for the math."""
 
     @staticmethod
-    def forward(ctx, h, w, bias, targets, th, tw, rh, rw, temperature, chunk_size):  # noqa: D102
+    def forward(ctx, h, w, bias, targets, th, tw, rh, rw, tb, rb, temperature, chunk_size):  # noqa: D102
         n, v = h.shape[0], w.shape[0]
-        acc, wf, bf, views = _setup(h, w, bias, th, tw, rh, rw)
+        acc, wf, bf, views = _setup(h, w, bias, th, tw, rh, rw, tb, rb)
         bufs: dict[str, Tensor] = {}
         buf = lambda name, c: _buffer(bufs, name, c, v, h, acc)  # noqa: E731
         keys = ["logp", "ent", "stats"] + [f"{k}{i}" for i in (0, 1) if views[i] is not None for k in ("kl", "stats")]
@@ -252,8 +254,8 @@ class _SDPGHeadFn(torch.autograd.Function):
                 res[k][s:e] = val
         bufs.clear()  # free the work buffers before autograd holds on to the frame
         get = res.get
-        ctx.save_for_backward(h, w, bias, targets, th, tw, rh, rw, get("stats"), get("stats0"), get("stats1"),
-                              get("ent"), get("kl0"), get("kl1"))  # fmt: skip
+        ctx.save_for_backward(h, w, bias, targets, th, tw, rh, rw, tb, rb, get("stats"), get("stats0"),
+                              get("stats1"), get("ent"), get("kl0"), get("kl1"))  # fmt: skip
         ctx.temperature, ctx.chunk_size = temperature, chunk_size
         ctx.set_materialize_grads(False)
         empty = h.new_empty(0, dtype=acc)
@@ -262,15 +264,15 @@ class _SDPGHeadFn(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_logp, g_ent, g_klt, g_klr, _g_tlogp, _g_tent):  # noqa: D102
-        h, w, bias, targets, th, tw, rh, rw, st, st0, st1, ent, kl0, kl1 = ctx.saved_tensors
+        h, w, bias, targets, th, tw, rh, rw, tb, rb, st, st0, st1, ent, kl0, kl1 = ctx.saved_tensors
         n, v, temp = h.shape[0], w.shape[0], ctx.temperature
-        acc, wf, bf, views = _setup(h, w, bias, th, tw, rh, rw)
+        acc, wf, bf, views = _setup(h, w, bias, th, tw, rh, rw, tb, rb)
         row = lambda g: None if g is None else g.to(acc) / temp  # noqa: E731  (temperature folded in)
         g_views = [row(g) if view is not None else None for g, view in zip((g_klt, g_klr), views)]
         views = [view if g is not None else None for view, g in zip(views, g_views)]  # skip views without grad
         gl, ge = row(g_logp), row(g_ent)
         if (gl is None and ge is None and not any(views)) or not any(ctx.needs_input_grad[:3]):
-            return (None,) * 10
+            return (None,) * 12
         dh, dw, db = _grad_buffers(h, v, acc, ctx.needs_input_grad[:3])
         bufs: dict[str, Tensor] = {}
         buf = lambda name, c: _buffer(bufs, name, c, v, h, acc)  # noqa: E731
@@ -282,16 +284,16 @@ class _SDPGHeadFn(torch.autograd.Function):
             dz = _dz_(z, p, diffs, [sl(g) for g in g_views], sl(gl), sl(ge), ent[s:e], [sl(kl0), sl(kl1)],
                       targets[s:e, None])  # fmt: skip
             _accumulate(dz, wf, hc, sl(dh), dw, db)
-        return (*_finish((dh, dw, db), h, w, bias), None, None, None, None, None, None, None)
+        return (*_finish((dh, dw, db), h, w, bias), None, None, None, None, None, None, None, None, None)
 
 
 class _FusedHeadLossFn(torch.autograd.Function):
     """Head and a token-separable loss in one pass: gradients are formed in the forward, no recomputation."""
 
     @staticmethod
-    def forward(ctx, h, w, bias, targets, th, tw, rh, rw, temperature, chunk_size, chunk_loss):  # noqa: D102
+    def forward(ctx, h, w, bias, targets, th, tw, rh, rw, tb, rb, temperature, chunk_size, chunk_loss):  # noqa: D102
         n, v = h.shape[0], w.shape[0]
-        acc, wf, bf, views = _setup(h, w, bias, th, tw, rh, rw)
+        acc, wf, bf, views = _setup(h, w, bias, th, tw, rh, rw, tb, rb)
         need = ctx.needs_input_grad[:3]
         dh, dw, db = _grad_buffers(h, v, acc, need)
         bufs: dict[str, Tensor] = {}
@@ -330,7 +332,11 @@ class _FusedHeadLossFn(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g_total, *_):  # noqa: D102
         grads = [None if g is None or g_total is None else g * g_total.to(g.dtype) for g in ctx.saved_tensors]
-        return (*grads, None, None, None, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None, None, None, None, None)
+
+
+_STUDENT_BIAS: Tensor | None = torch.empty(0)
+"""Default of ``teacher_bias``/``ref_bias``: the student's ``lm_bias`` (right for the live teacher only)."""
 
 
 def _check(name: str, t: Tensor | None, shape: tuple[int, ...]) -> None:
@@ -349,6 +355,8 @@ def _prepare(
     lm_bias,
     temperature,
     chunk_size,
+    teacher_bias=None,
+    ref_bias=None,
 ) -> tuple:
     """Validate the inputs and apply the stop-gradient to the teacher and reference views."""
     if student_hidden.dim() != 2 or lm_weight.dim() != 2:
@@ -360,6 +368,10 @@ def _prepare(
     _check("teacher_hidden", teacher_hidden, (n, hid))
     _check("ref_hidden", ref_hidden, (n, hid))
     _check("lm_bias", lm_bias, (v,))
+    teacher_bias = lm_bias if teacher_bias is _STUDENT_BIAS else teacher_bias
+    ref_bias = lm_bias if ref_bias is _STUDENT_BIAS else ref_bias
+    _check("teacher_bias", teacher_bias, (v,))
+    _check("ref_bias", ref_bias, (v,))
     for name, wt in (("teacher_weight", teacher_weight), ("ref_weight", ref_weight)):
         _check(name, wt, (v, hid))  # pitfall 17: both views must use the same vocabulary width
     if targets.dtype not in (torch.int64, torch.int32):
@@ -379,7 +391,10 @@ def _prepare(
     tw = None if teacher_weight is None else teacher_weight.detach()
     rh = None if ref_hidden is None else ref_hidden.detach()
     rw = None if ref_weight is None else ref_weight.detach()
-    return (student_hidden, lm_weight, lm_bias, targets.long(), th, tw, rh, rw, float(temperature), int(chunk_size))
+    tb = None if teacher_bias is None or teacher_hidden is None else teacher_bias.detach()
+    rb = None if ref_bias is None or ref_hidden is None else ref_bias.detach()
+    return (student_hidden, lm_weight, lm_bias, targets.long(), th, tw, rh, rw, tb, rb, float(temperature),
+            int(chunk_size))
 
 
 def _output(outs, has_t: bool, has_r: bool) -> HeadOutput:
@@ -404,6 +419,8 @@ def sdpg_head(
     ref_hidden: Tensor | None = None,
     ref_weight: Tensor | None = None,
     lm_bias: Tensor | None = None,
+    teacher_bias: Tensor | None = _STUDENT_BIAS,
+    ref_bias: Tensor | None = _STUDENT_BIAS,
     temperature: float = 1.0,
     chunk_size: int = 1024,
 ) -> HeadOutput:
@@ -418,7 +435,10 @@ def sdpg_head(
         teacher_weight: (V, H) teacher LM head; default ``lm_weight`` (live teacher). Never receives gradient.
         ref_hidden: (N, H) hidden states of the frozen reference model; enables ``kl_ref``.
         ref_weight: (V, H) the reference model's LM head; required with ``ref_hidden``.
-        lm_bias: (V,) optional LM-head bias, shared by all views (gradient only through the student view).
+        lm_bias: (V,) optional LM-head bias of the student (gradient through the student view only).
+        teacher_bias, ref_bias: (V,) LM-head biases of the teacher and reference views (no gradient); each
+            defaults to ``lm_bias`` (right for a live teacher, whose weight defaults to ``lm_weight``); pass the
+            frozen model's own bias (or None) for an EMA/base teacher or the reference.
         temperature: divides the student, teacher and reference logits alike (spec §10 pitfall 6).
         chunk_size: tokens per chunk; peak extra memory is a few (chunk_size, V) fp32 buffers.
 
@@ -432,7 +452,7 @@ def sdpg_head(
         True
     """
     args = _prepare(student_hidden, lm_weight, targets, teacher_hidden, teacher_weight, ref_hidden, ref_weight,
-                    lm_bias, temperature, chunk_size)  # fmt: skip
+                    lm_bias, temperature, chunk_size, teacher_bias, ref_bias)  # fmt: skip
     return _output(_SDPGHeadFn.apply(*args), teacher_hidden is not None, ref_hidden is not None)
 
 
@@ -447,6 +467,8 @@ def sdpg_head_loss(
     ref_hidden: Tensor | None = None,
     ref_weight: Tensor | None = None,
     lm_bias: Tensor | None = None,
+    teacher_bias: Tensor | None = _STUDENT_BIAS,
+    ref_bias: Tensor | None = _STUDENT_BIAS,
     temperature: float = 1.0,
     chunk_size: int = 1024,
 ) -> tuple[Tensor, HeadOutput]:
@@ -477,6 +499,6 @@ def sdpg_head_loss(
         True
     """
     args = _prepare(student_hidden, lm_weight, targets, teacher_hidden, teacher_weight, ref_hidden, ref_weight,
-                    lm_bias, temperature, chunk_size)  # fmt: skip
+                    lm_bias, temperature, chunk_size, teacher_bias, ref_bias)  # fmt: skip
     total, *outs = _FusedHeadLossFn.apply(*args, chunk_loss)
     return total, _output(outs, teacher_hidden is not None, ref_hidden is not None)

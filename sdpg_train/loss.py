@@ -161,6 +161,7 @@ def sdpg_loss(
     clip_high: float = 0.28,
     dual_clip_c: float = 10.0,
     kl_clamp: float = 20.0,
+    log_ratio_clamp: float | None = 20.0,
     num_tokens: float | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """The SDPG loss of one micro-batch (GRPO with ``beta=0``); see the module docstring for the formula.
@@ -179,7 +180,8 @@ def sdpg_loss(
         kl_mode: reference surrogate, one of :data:`REF_KL_MODES`.
         gate_positive: distil only completions with A > 0 (paper Eq. 3.5); gated tokens stay in the denominator.
         clip_low, clip_high, dual_clip_c: PPO clipping (ε_low, ε_high, c).
-        kl_clamp: upper clamp of KL_t (and the |log w| clamp of the reference term).
+        kl_clamp: upper clamp of the distillation KL_t.
+        log_ratio_clamp: |log w| clamp of the reference term (:func:`ref_kl_surrogate`); None disables it.
         num_tokens: denominator: the number of completion tokens in the whole optimizer step (all micro-batches
             and accumulation steps, all ranks if you average there). Default: ``mask.sum()`` of this call.
 
@@ -214,7 +216,7 @@ def sdpg_loss(
         distill = beta * torch.where(gate, torch.clamp(kl_teacher, max=kl_clamp), zero)
     ref_term = zero
     if ref_logp is not None and alpha > 0:
-        ref_term = alpha * ref_kl_surrogate(logp, ref_logp, kl_mode, clamp=kl_clamp)
+        ref_term = alpha * ref_kl_surrogate(logp, ref_logp, kl_mode, clamp=log_ratio_clamp)
     if kl_ref_full is not None and alpha > 0:
         ref_term = ref_term + alpha * kl_ref_full
     per_token = torch.where(mask, pg + distill + ref_term, zero)  # (N,)

@@ -13,6 +13,7 @@ Every sampled-token log-prob the trainer uses (old, reference, current) goes thr
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,12 +70,15 @@ def build_view(prefixes: Sequence[Sequence[int]], completions: Sequence[Sequence
 class CompletionModel(nn.Module):
     """Wraps an ``AutoModelForCausalLM``: forward returns final hidden states at completion tokens (Ntok, H).
 
-    Being an ``nn.Module`` whose forward is the whole trainable computation, it can be wrapped in DDP.
+    Being an ``nn.Module`` whose forward is the whole trainable computation, it can be wrapped in DDP or FSDP2.
+    ``compute_dtype`` (bf16/fp16, or None for fp32) runs the decoder under ``torch.autocast`` in that dtype
+    (:mod:`sdpg_train.precision`); a PEFT (LoRA) model is run through its backbone with the adapters in place.
     """
 
-    def __init__(self, lm: nn.Module) -> None:
+    def __init__(self, lm: nn.Module, compute_dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.lm = lm
+        self.compute_dtype = compute_dtype
         if lm.get_output_embeddings() is None:
             raise TypeError(f"{type(lm).__name__} has no output embeddings (LM head); need an AutoModelForCausalLM")
 
@@ -88,20 +92,39 @@ class CompletionModel(nn.Module):
         """(V,) LM-head bias or None."""
         return getattr(self.lm.get_output_embeddings(), "bias", None)
 
+    def head_weight(self) -> Tensor:
+        """The LM-head weight as the head's GEMM operand: cast to the compute dtype on CUDA under mixed precision
+        (as autocast casts every other linear layer; gradients flow back to the fp32 master), else as stored."""
+        w = self.lm_head_weight
+        if self.compute_dtype is not None and w.is_cuda and w.dtype != self.compute_dtype:
+            return w.to(self.compute_dtype)
+        return w
+
+    def backbone(self) -> nn.Module:
+        """The decoder stack without the LM head (``lm.base_model``; for a PEFT model, its wrapped model's)."""
+        inner = self.lm.get_base_model() if hasattr(self.lm, "peft_config") else self.lm
+        return inner.base_model
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, gather_index: Tensor,
                 token_mask: Tensor) -> Tensor:
-        out = self.lm.base_model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                 use_cache=False)
+        ctx = (torch.autocast(input_ids.device.type, dtype=self.compute_dtype) if self.compute_dtype is not None
+               else contextlib.nullcontext())
+        with ctx:
+            out = self.backbone()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                  use_cache=False)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]  # (n, L, H)
         idx = gather_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # (n, T, H)
-        return hidden.gather(1, idx)[token_mask]  # (Ntok, H), slice before the LM head
+        picked = hidden.gather(1, idx)[token_mask]  # (Ntok, H), slice before the LM head
+        if self.compute_dtype is not None and picked.is_cuda:  # the head's GEMM operands, as autocast would cast
+            picked = picked.to(self.compute_dtype)  # them (fp32 accumulation inside sdpg_head)
+        return picked
 
 
 @torch.no_grad()
 def sampled_logprobs(model: CompletionModel, view: View, *, temperature: float, chunk_size: int) -> HeadOutput:
     """No-grad per-token log-prob and entropy of ``view``'s completion tokens (old / reference log-probs)."""
     hidden = model(**view.inputs())  # (Ntok, H)
-    return sdpg_head(hidden, model.lm_head_weight, view.targets, lm_bias=model.lm_head_bias,
+    return sdpg_head(hidden, model.head_weight(), view.targets, lm_bias=model.lm_head_bias,
                      temperature=temperature, chunk_size=chunk_size)
 
 
@@ -188,12 +211,17 @@ def plan_step(batch: RolloutBatch, teacher_prompts: Sequence[Sequence[int] | Non
     return minis
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
-
-
 def load_model_and_tokenizer(model: Any, processing_class: Any, *, name_or_path: str | None, dtype: str,
-                             seed: int, gradient_checkpointing: bool) -> tuple[nn.Module, Any]:
-    """Resolve the trainer's ``model`` argument (instance, hub id, path or ``"tiny"``) and its tokenizer."""
+                             seed: int, gradient_checkpointing: bool, low_precision_params: bool = False,
+                             disable_dropout: bool = True) -> tuple[nn.Module, Any]:
+    """Resolve the trainer's ``model`` argument (instance, hub id, path or ``"tiny"``) and its tokenizer.
+
+    Models loaded by name come in fp32 (master weights) unless ``low_precision_params`` (then in ``dtype``);
+    ``dtype="auto"`` keeps the checkpoint's dtype for :func:`sdpg_train.precision.setup_precision` to read.
+    The model is put in train mode (Hugging Face activation checkpointing only runs in train mode; models from
+    ``from_pretrained`` start in eval mode) with dropout off unless ``disable_dropout=False``.
+    """
+    from sdpg_train.precision import load_dtype
     from sdpg_train.tiny import byte_tokenizer, load_tokenizer, tiny_causal_lm
 
     name = str(model) if isinstance(model, (str, Path)) else (name_or_path if model is None else None)
@@ -204,7 +232,7 @@ def load_model_and_tokenizer(model: Any, processing_class: Any, *, name_or_path:
     elif name is not None:
         from transformers import AutoModelForCausalLM
 
-        lm = AutoModelForCausalLM.from_pretrained(name, dtype=_DTYPES[dtype])
+        lm = AutoModelForCausalLM.from_pretrained(name, dtype=load_dtype(dtype, low_precision_params))
         tok = processing_class or load_tokenizer(name)
     else:
         lm, tok = model, processing_class
@@ -214,9 +242,26 @@ def load_model_and_tokenizer(model: Any, processing_class: Any, *, name_or_path:
                 raise ValueError("model instance given without processing_class, and its name_or_path is not a "
                                  "local folder with a tokenizer; pass processing_class=tokenizer")
             tok = load_tokenizer(path)
+    lm.train()
+    if disable_dropout:
+        for module in lm.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
     if gradient_checkpointing:
-        if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.x name
-            lm.activation_checkpointing_enable()
-        else:
-            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_gradient_checkpointing(lm)
     return lm, tok
+
+
+def enable_gradient_checkpointing(lm: nn.Module) -> None:
+    """Non-reentrant activation checkpointing of every decoder layer, KV cache off during training forwards."""
+    if hasattr(lm, "activation_checkpointing_enable"):  # transformers >= 5.x name
+        lm.activation_checkpointing_enable()
+    else:
+        lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if getattr(lm, "config", None) is not None:
+        lm.config.use_cache = False  # generation passes use_cache explicitly; training forwards never cache
+
+
+def is_checkpointing(lm: nn.Module) -> bool:
+    """True when at least one layer will recompute its activations in backward (train mode + flag set)."""
+    return lm.training and any(getattr(m, "gradient_checkpointing", False) for m in lm.modules())

@@ -178,9 +178,9 @@ class RLSDHooks(ModeHooks):
             tlogp = torch.zeros(mb.num_tokens, device=mb.mask.device)
             if mb.teacher is not None:
                 h = self.teacher_forward(mb)  # (Ntok_active, H)
-                w = t._teacher_module().lm_head_weight
+                tmod = t._teacher_module()  # its own LM head, weight and bias
                 rows = mb.teacher_tokens if mb.teacher_tokens is not None else slice(None)
-                tlogp[rows] = sdpg_head(h, w, mb.teacher.targets, lm_bias=t.policy.lm_head_bias,
+                tlogp[rows] = sdpg_head(h, tmod.head_weight(), mb.teacher.targets, lm_bias=tmod.lm_head_bias,
                                         **t._head_kw).logp.float()
                 has[rows] = True
             mb.extra.update(teacher_logp=tlogp, has_teacher=has, rlsd_lambda=lam)
@@ -218,6 +218,7 @@ class DistillHooks(ModeHooks):
         div = chunked_divergence(
             h_student, t.policy.lm_head_weight, t.policy.lm_head_bias, h_teacher,
             t._teacher_module().lm_head_weight.detach(), mb.student.targets, chunk=t._head_kw["chunk_size"],
+            teacher_bias=t._teacher_module().lm_head_bias,
             alpha=a.distill_alpha, estimator=a.distill_estimator, topk=a.distill_topk, temperature=a.temperature)
         return {"divergence": div}
 
@@ -230,19 +231,22 @@ def _distilled_tokens(mb: MicroBatch) -> Tensor:
 
 
 def chunked_divergence(h_student: Tensor, weight: Tensor, bias: Tensor | None, h_teacher: Tensor,
-                       teacher_weight: Tensor, targets: Tensor, *, chunk: int, **kw: Any) -> Tensor:
+                       teacher_weight: Tensor, targets: Tensor, *, chunk: int, teacher_bias: Tensor | None = None,
+                       **kw: Any) -> Tensor:
     """:func:`distill_divergence` over token chunks with activation checkpointing: only one chunk's (c, V)
     logits are alive at a time, in the forward and in the backward.
 
     Args:
         h_student: (N, H) with grad. weight: (V, H) student LM head (grad). bias: (V,) or None.
-        h_teacher: (N, H) no grad. teacher_weight: (V, H) no grad. targets: (N,) sampled ids.
+        h_teacher: (N, H) no grad. teacher_weight: (V, H) no grad. teacher_bias: (V,) or None, the teacher's own.
+        targets: (N,) sampled ids.
         chunk: tokens per chunk. kw: ``alpha``, ``estimator``, ``topk``, ``temperature``.
     """
     def piece(hs: Tensor, ht: Tensor, tg: Tensor) -> Tensor:
         zs = torch.nn.functional.linear(hs.float(), weight.float(), None if bias is None else bias.float())
         with torch.no_grad():
-            zt = torch.nn.functional.linear(ht.float(), teacher_weight.float(), None if bias is None else bias.float())
+            zt = torch.nn.functional.linear(ht.float(), teacher_weight.float(),
+                                            None if teacher_bias is None else teacher_bias.detach().float())
         return distill_divergence(zs, zt, tg, **kw)  # (c,)
 
     parts = [checkpoint(piece, h_student[s : s + chunk], h_teacher[s : s + chunk].detach(), targets[s : s + chunk],

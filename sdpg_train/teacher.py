@@ -162,9 +162,12 @@ def build_teacher_view(
 
 
 # ---------------------------------------------------------------------------- teacher weights
-def frozen_copy(model: nn.Module) -> nn.Module:
-    """A deep copy with gradients off, in eval mode (the base teacher, the reference model, the EMA start)."""
+def frozen_copy(model: nn.Module, dtype: torch.dtype | None = None) -> nn.Module:
+    """A deep copy with gradients off, in eval mode (the base teacher, the reference model, the EMA start);
+    ``dtype`` stores it in the compute dtype under mixed precision (it never trains)."""
     twin = copy.deepcopy(model)
+    if dtype is not None:
+        twin.to(dtype)
     twin.requires_grad_(False)
     return twin.eval()
 
@@ -178,14 +181,21 @@ def ema_update_(teacher: nn.Module, student: nn.Module, rate: float) -> None:
         t.copy_(s)
 
 
-def make_teacher_and_ref(policy: nn.Module, kind: str, needs_ref: bool) -> tuple[nn.Module | None, nn.Module | None]:
+def make_teacher_and_ref(policy: nn.Module, kind: str, needs_ref: bool, frozen_dtype: torch.dtype | None = None,
+                         ) -> tuple[nn.Module | None, nn.Module | None]:
     """(teacher, reference) modules: teacher None means live (the policy itself under no_grad).
 
-    A ``base`` teacher and the reference are both the frozen initial model, so they share one copy.
+    A ``base`` teacher and the reference are both the frozen initial model, so they share one copy. With LoRA
+    that copy is the policy itself with its adapters disabled (:class:`sdpg_train.lora.AdapterDisabled`), so no
+    second set of weights is held. ``frozen_dtype`` stores frozen copies in the compute dtype (mixed precision).
     """
-    ref = frozen_copy(policy) if needs_ref else None
+    from sdpg_train.lora import AdapterDisabled, is_peft
+
+    lora = is_peft(getattr(policy, "lm", policy))
+    initial = (lambda: AdapterDisabled(policy)) if lora else (lambda: frozen_copy(policy, frozen_dtype))  # noqa: E731
+    ref = initial() if needs_ref else None
     if kind in ("live", "encoder"):  # encoder: the live weights plus the trainable conditioning pathway
         return None, ref
     if kind == "base":
-        return (ref if ref is not None else frozen_copy(policy)), ref
-    return frozen_copy(policy), ref  # ema: starts at the initial weights, updated after every step
+        return (ref if ref is not None else initial()), ref
+    return frozen_copy(policy), ref  # ema: starts at the initial weights, updated after every step (kept fp32)

@@ -24,9 +24,11 @@ from sdpg_train.config import SDPGConfig
 from sdpg_train.distributed import all_reduce_sum, barrier, init_distributed, wrap_model
 from sdpg_train.head import HeadOutput, sdpg_head, sdpg_head_loss
 from sdpg_train.logging import make_logger, progress_postfix, step_metrics, write_samples
+from sdpg_train.lora import apply_lora
 from sdpg_train.loss import beta_schedule, sdpg_loss
 from sdpg_train.model_io import CompletionModel, MicroBatch, load_model_and_tokenizer, plan_step, sampled_logprobs
 from sdpg_train.modes import make_hooks, mode_loss
+from sdpg_train.precision import setup_precision
 from sdpg_train.rollout import DatasetSource, RolloutBatch, collect_rollouts, make_sources, pad_token_id
 from sdpg_train.teacher import build_teacher_view, ema_update_, make_teacher_and_ref
 
@@ -50,7 +52,8 @@ def compute_loss(cfg: SDPGConfig, out, mb: MicroBatch, beta: float, num_tokens: 
             out.logp, old_logp, mb.advantages, mb.mask, kl_teacher=kl_teacher,
             ref_logp=None if cfg.full_ref_kl else mb.ref_logp, kl_ref_full=out.kl_ref, beta=beta,
             alpha=cfg.alpha, kl_mode=cfg.kl_mode, gate_positive=cfg.gate_positive, clip_low=cfg.clip_low,
-            clip_high=cfg.clip_high, dual_clip_c=cfg.dual_clip_c, kl_clamp=cfg.kl_clamp, num_tokens=num_tokens,
+            clip_high=cfg.clip_high, dual_clip_c=cfg.dual_clip_c, kl_clamp=cfg.kl_clamp,
+            log_ratio_clamp=cfg.log_ratio_clamp, num_tokens=num_tokens,
         )
     if cfg.loss in ("ppo", "rlsd", "sdpo", "opsd"):  # baselines and sibling methods (docs/methods.md)
         return mode_loss(cfg, out, mb, num_tokens, **extra)
@@ -78,10 +81,15 @@ class SDPGTrainer:
         seed_everything(args.seed)
         lm, self.tokenizer = load_model_and_tokenizer(
             model, processing_class, name_or_path=args.model_name_or_path, dtype=args.torch_dtype, seed=args.seed,
-            gradient_checkpointing=args.gradient_checkpointing)
-        self.policy = CompletionModel(lm).to(self.dist.device)
+            gradient_checkpointing=args.gradient_checkpointing, low_precision_params=args.low_precision_params,
+            disable_dropout=args.disable_dropout)
+        lm, self.precision = setup_precision(lm, args.torch_dtype, args.low_precision_params, self.dist.device)
+        if args.lora_r:  # adapters on the fp32 (or low-precision) weights; the base stays frozen
+            lm = apply_lora(lm, args)
+        self.policy = CompletionModel(lm, self.precision.compute_dtype).to(self.dist.device)
+        self.teacher, self.ref = make_teacher_and_ref(self.policy, args.teacher_model_kind, args.needs_ref,
+                                                      frozen_dtype=self.precision.compute_dtype)
         self.train_model = wrap_model(self.policy, self.dist)
-        self.teacher, self.ref = make_teacher_and_ref(self.policy, args.teacher_model_kind, args.needs_ref)
         if (reward_funcs is None) != (train_dataset is None):
             raise ValueError("reward_funcs and train_dataset go together (TRL style); or pass env=...")
         if reward_funcs is not None:
@@ -200,17 +208,19 @@ class SDPGTrainer:
                     h_ref = self.ref(**mb.student.inputs()) if args.full_ref_kl and self.ref is not None else None
                 tu = time.perf_counter()
                 loss, out, stats, reported = self._head_and_loss(mb, h_student, h_teacher, h_ref, beta, num_tokens)
-                (loss * scale).backward()
+                self.precision.backward(loss * scale)  # fp16: scaled by the loss scaler
                 acc["time/teacher"] += tu - tt
                 acc["time/student"] += time.perf_counter() - tu + tt - ts
             _accumulate(acc, out, stats, mb, reported)
             acc["train/micro_batches"] += 1
         self.hooks.sync_gradients()
+        self.precision.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(
             [*self.policy.parameters(), *self.hooks.extra_parameters()],
             args.max_grad_norm if args.max_grad_norm > 0 else float("inf"))
-        if torch.isfinite(grad_norm):
-            self.optimizer.step()
+        finite = bool(torch.isfinite(grad_norm))
+        self.precision.step(self.optimizer, finite)
+        if finite:
             self.scheduler.step()
         else:  # skip the update (and its learning-rate tick) on inf/NaN gradients
             acc["train/skipped_updates"] += 1
@@ -228,10 +238,15 @@ class SDPGTrainer:
         (detached) outputs, so the metrics are computed exactly as on the two-pass path.
         """
         args = self.args
-        head_args = (h_student, self.policy.lm_head_weight, mb.student.targets)
+        w = self.policy.head_weight()  # (V, H), the compute dtype on CUDA under mixed precision
+        head_args = (h_student, w, mb.student.targets)
+        tmod = self._teacher_module()
         head_kw = dict(teacher_hidden=h_teacher, ref_hidden=h_ref, lm_bias=self.policy.lm_head_bias,
-                       teacher_weight=None if h_teacher is None else self._teacher_module().lm_head_weight.detach(),
-                       ref_weight=None if h_ref is None else self.ref.lm_head_weight, **self._head_kw)
+                       teacher_weight=None if h_teacher is None else (
+                           w.detach() if tmod is self.policy else tmod.head_weight().detach()),
+                       teacher_bias=None if h_teacher is None else _detached(tmod.lm_head_bias),
+                       ref_weight=None if h_ref is None else self.ref.head_weight(),
+                       ref_bias=None if h_ref is None else _detached(self.ref.lm_head_bias), **self._head_kw)
         if args.fused_head and args.loss in FUSED_LOSSES:
             def chunk_loss(rows: slice, logp, entropy, kl_teacher, kl_ref) -> torch.Tensor:
                 part = HeadOutput(logp=logp, entropy=entropy, kl_teacher=kl_teacher, kl_ref=kl_ref)
@@ -270,11 +285,12 @@ class SDPGTrainer:
         a = self.args
         gen = {"max_completion_length": a.max_completion_length, "temperature": a.temperature, "top_p": a.top_p,
                "top_k": a.top_k, "stop_strings": a.stop_strings}
-        return collect_rollouts(
-            self.policy.lm, self.tokenizer, self.sources, self.weights, step=step, num_prompts=a.num_prompts_per_step,
-            group_size=a.num_generations, gen=gen, generation_batch_size=a.generation_batch_size,
-            max_prompt_length=a.max_prompt_length, chat_template_kwargs=a.chat_template_kwargs, seed=a.seed,
-            rank=self.dist.rank)
+        with self.precision.autocast():  # generation in the compute dtype too
+            return collect_rollouts(
+                self.policy.lm, self.tokenizer, self.sources, self.weights, step=step,
+                num_prompts=a.num_prompts_per_step, group_size=a.num_generations, gen=gen,
+                generation_batch_size=a.generation_batch_size, max_prompt_length=a.max_prompt_length,
+                chat_template_kwargs=a.chat_template_kwargs, seed=a.seed, rank=self.dist.rank)
 
     def _log_samples(self, step: int, batch: RolloutBatch, tview) -> None:
         a = self.args
@@ -294,7 +310,8 @@ class SDPGTrainer:
                       scheduler=self.scheduler, save_total_limit=self.args.save_total_limit,
                       trainer_state={"config": self.args.to_dict(), "world_size": self.dist.world_size},
                       ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None,
-                      extra_modules=self.hooks.modules())
+                      extra_modules=self.hooks.modules(), scaler_state=self.precision.state_dict(),
+                      lora_merge=self.args.lora_merge_on_save)
         barrier(self.dist)
         if self.dist.is_main:  # rank 0 writes and renames the folder first, then the others add their RNG
             save_checkpoint(self.output_dir, self.global_step, rank=0, **kwargs)
@@ -306,9 +323,15 @@ class SDPGTrainer:
         return self.output_dir / f"checkpoint-{self.global_step}"
 
     def save_model(self, output_dir: str | Path) -> None:
-        """``save_pretrained`` the model and tokenizer (rank 0)."""
+        """``save_pretrained`` the model and tokenizer (rank 0); with LoRA the merged model (``lora_merge_on_save``)
+        plus ``adapter/``."""
+        from sdpg_train.lora import is_peft, save_lora
+
         if self.dist.is_main:
-            self.policy.lm.save_pretrained(output_dir)
+            if is_peft(self.policy.lm):
+                save_lora(self.policy.lm, Path(output_dir), merge=self.args.lora_merge_on_save)
+            else:
+                self.policy.lm.save_pretrained(output_dir)
             self.tokenizer.save_pretrained(output_dir)
 
     def _maybe_resume(self, resume: bool | str | Path | None) -> None:
@@ -319,8 +342,12 @@ class SDPGTrainer:
             raise FileNotFoundError(f"resume_from_checkpoint=True but {self.output_dir} has no checkpoint-N")
         state = load_checkpoint(path, model=self.policy.lm, optimizer=self.optimizer, scheduler=self.scheduler,
                                 ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None,
-                                rank=self.dist.rank, extra_modules=self.hooks.modules())
+                                rank=self.dist.rank, extra_modules=self.hooks.modules(), precision=self.precision)
         self.global_step = int(state["global_step"])
+
+
+def _detached(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.detach()
 
 
 def _rows_of(mb: MicroBatch, rows: slice) -> MicroBatch:

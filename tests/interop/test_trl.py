@@ -61,8 +61,9 @@ def grpo_train(model_dir: Path, out: Path, dataset, reward) -> Any:
     from trl import GRPOConfig, GRPOTrainer
 
     args = GRPOConfig(output_dir=str(out), **SPEED)
-    trainer = GRPOTrainer(model=str(model_dir), reward_funcs=[reward], args=args, train_dataset=dataset,
-                          processing_class=load_tokenizer(str(model_dir)))
+    # no processing_class: TRL loads the saved byte tokenizer through AutoTokenizer (the round trip users hit)
+    trainer = GRPOTrainer(model=str(model_dir), reward_funcs=[reward], args=args, train_dataset=dataset)
+    assert len(trainer.processing_class) == 259 and trainer.processing_class.eos_token_id == 1
     trainer.train()
     assert trainer.state.global_step == 2
     return trainer
