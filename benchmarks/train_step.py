@@ -23,7 +23,11 @@ machine hits all methods alike. Prints one JSON line.
     python benchmarks/train_step.py                 # hidden 256, 4 layers, vocab 32k, 4×4 completions of 128
     python benchmarks/train_step.py --quick         # small, < 1 minute on CPU
     python benchmarks/train_step.py --no-fused-head # the two-pass head (recomputes logits in backward)
-    python benchmarks/train_step.py --device cuda --hidden 896 --layers 24 --vocab 151936 --length 512
+    python benchmarks/train_step.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --length 512
+
+``--dtype bfloat16`` is mixed precision (fp32 master weights, bf16 autocast compute: ``torch_dtype``);
+``--preset qwen2.5-0.5b`` builds Qwen2.5-0.5B's exact shape (hidden 896, 24 layers, 14/2 heads, MLP 4864, vocab
+151,936, tied embeddings) from a config with random weights: nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -81,7 +85,10 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=128, help="completion tokens per sample")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--micro-tokens", type=int, default=16384, help="max_tokens_per_micro_batch")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                    help="compute dtype (bfloat16: mixed precision, fp32 master weights)")
+    ap.add_argument("--preset", choices=["qwen2.5-0.5b"], default=None)
+    ap.add_argument("--gradient-checkpointing", action="store_true")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     ap.add_argument("--head-chunk", type=int, default=0, help="head_chunk_size (0 = auto)")
     ap.add_argument("--fused-head", action=argparse.BooleanOptionalAction, default=True,
@@ -92,9 +99,18 @@ def main() -> None:
     if a.threads:
         torch.set_num_threads(a.threads)
     tok = byte_tokenizer()
-    base = tiny_causal_lm(vocab_size=a.vocab, hidden_size=a.hidden, num_layers=a.layers,
-                          num_heads=max(a.hidden // 64, 2), intermediate_size=a.hidden * 3)
-    base = base.to(getattr(torch, a.dtype))
+    if a.preset:
+        from transformers import Qwen2Config, Qwen2ForCausalLM
+
+        a.hidden, a.layers, a.vocab = 896, 24, 151_936
+        torch.manual_seed(0)
+        base = Qwen2ForCausalLM(Qwen2Config(
+            vocab_size=a.vocab, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+            num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True, pad_token_id=0,
+            eos_token_id=1))
+    else:
+        base = tiny_causal_lm(vocab_size=a.vocab, hidden_size=a.hidden, num_layers=a.layers,
+                              num_heads=max(a.hidden // 64, 2), intermediate_size=a.hidden * 3)
     batch = make_batch(tok, a.prompts, a.group, a.length)
     trainers = {}
     for name, changes in METHODS.items():
@@ -102,7 +118,8 @@ def main() -> None:
                          num_generations=a.group, max_steps=100, learning_rate=1e-6, max_context_length=512,
                          max_tokens_per_micro_batch=a.micro_tokens, output_dir="/tmp/sdpg-bench-train-step",
                          disable_tqdm=True, save_final=False, log_completions=False, head_chunk_size=a.head_chunk,
-                         fused_head=a.fused_head, **changes)
+                         fused_head=a.fused_head, torch_dtype=a.dtype,
+                         gradient_checkpointing=a.gradient_checkpointing, **changes)
         trainers[name] = SDPGTrainer(copy.deepcopy(base), env=["sdpg/Arith-v0"], args=cfg, processing_class=tok)
     times: dict[str, list[float]] = {n: [] for n in METHODS}
     last: dict[str, dict] = {}
@@ -119,7 +136,8 @@ def main() -> None:
     med = {n: statistics.median(t) for n, t in times.items()}
     s = last["sdpg"]
     print(json.dumps({
-        "device": a.device, "threads": torch.get_num_threads(), "dtype": a.dtype, "hidden": a.hidden,
+        "device": a.device, "threads": torch.get_num_threads(), "dtype": a.dtype, "preset": a.preset,
+        "gradient_checkpointing": a.gradient_checkpointing, "hidden": a.hidden,
         "layers": a.layers, "vocab": a.vocab, "fused_head": a.fused_head,
         "n_sequences": len(batch), "completion_len": a.length,
         "student_prompt_len": sum(map(len, batch.prompt_ids)) / len(batch),

@@ -127,3 +127,19 @@ def test_gradient_checkpointing_is_really_on_for_a_model_loaded_by_path(tmp_path
     assert saved_on < 0.25 * saved_off, (saved_on, saved_off)  # activations are recomputed, not kept
     for a, b in zip(grads_off, grads_on):  # and the gradients are the same
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.timeout(180)
+def test_cuda_bf16_mixed_precision_update_matches_fp32(tmp_path, make_fixed_batch):
+    batch = make_fixed_batch(byte_tokenizer(), REWARDS, length=32)
+    b32, a32, _ = one_update(tmp_path / "fp32", batch, device="cuda", gradient_checkpointing=True)
+    bmx, amx, mixed = one_update(tmp_path / "mixed", batch, device="cuda", torch_dtype="bfloat16",
+                                 gradient_checkpointing=True)
+    assert all(p.dtype == torch.float32 and p.is_cuda for p in mixed.model.parameters())
+    assert mixed.policy.head_weight().dtype == torch.bfloat16  # bf16 GEMM operands in the head, fp32 accumulation
+    frac32, d32 = moved(b32, a32)
+    fracmx, dmx = moved(bmx, amx)
+    assert fracmx > 0.97 * frac32
+    assert float(torch.nn.functional.cosine_similarity(d32, dmx, dim=0)) > 0.9
