@@ -62,19 +62,19 @@ def checkpointing(a) -> dict:
     seqs = [torch.randint(3, a.vocab, (a.length,), generator=g).tolist() for _ in range(a.n)]
     view = build_view([[2] * 16] * a.n, seqs, pad_id=0).to(a.device)
     out = {}
+    saved = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[0] += t.numel() * t.element_size()
+        return t
+
     for gc in (False, True):
         lm = qwen2(a)
         lm.train()
         if gc:
             enable_gradient_checkpointing(lm)
         model = CompletionModel(lm, torch.bfloat16 if a.dtype == "bfloat16" else None).to(a.device)
-        saved = [0]
-
-        def pack(t):
-            saved[0] += t.numel() * t.element_size()
-            return t
-
-        for rep in range(2):  # the first is warm-up
+        for _ in range(2):  # the first is warm-up
             saved[0] = 0
             base = _peak_reset(a.device)
             t0 = time.perf_counter()
@@ -138,8 +138,8 @@ def lora(a) -> dict:
         base = _peak_reset(a.device)
         trainer.learn(batch, step=1)
         held = _held_bytes(trainer)
-        out[name] = {**{k: round(v / 2**20, 1) for k, v in held.items()}, "total_mb": round(sum(held.values()) / 2**20, 1),
-                     "peak_mb": _peak(a.device, base)}
+        out[name] = {**{k: round(v / 2**20, 1) for k, v in held.items()},
+                     "total_mb": round(sum(held.values()) / 2**20, 1), "peak_mb": _peak(a.device, base)}
         del trainer
         if a.device.startswith("cuda"):
             torch.cuda.empty_cache()
