@@ -62,6 +62,30 @@ def score(fn: Callable[[str, str], bool], rows: list[dict]) -> tuple[dict, list[
     return summary, said, elapsed
 
 
+HOSTILE_100KB = {  # 100 kB responses that made the old regex extraction quadratic, or are just large
+    "unclosed_paren_math": "\\(" * 50_000, "unclosed_bracket_math": "\\[" * 50_000, "dollars": "$" * 100_000,
+    "dollar_a": "$a" * 50_000, "display_math": "$$x" * 33_333, "digits_commas": "1," * 50_000,
+    "boxes": "\\boxed{1}" * 11_111, "answer_is": "the answer is " * 7_142, "prose": "so we get 12 apples. " * 4_761,
+}
+
+
+def worst_extraction_ms() -> tuple[float, str]:
+    """Slowest extraction (best of 3) over the 100 kB inputs: must stay linear (<= 100 ms)."""
+    from sdpg_envs.verifiers.math import extract_answer
+
+    worst = (0.0, "")
+    for name, text in HOSTILE_100KB.items():
+        best = min(_timed(extract_answer, text) for _ in range(3))
+        worst = max(worst, (best * 1000, name))
+    return round(worst[0], 1), worst[1]
+
+
+def _timed(fn: Callable, arg: str) -> float:
+    start = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--split", default="heldout", choices=["heldout", "tune", "all"])
@@ -76,10 +100,12 @@ def main() -> None:
             if s != r["label"]:
                 print(json.dumps({"id": r["id"], "label": r["label"], "gold": r["gold"],
                                   "prediction": r["prediction"][:200]}, ensure_ascii=False), file=sys.stderr)
+    extraction_ms, slowest = worst_extraction_ms()
     print(json.dumps({
         "set": f"math_unseen_{args.split}", "n": len(rows), "ours": ours_sum, "math_verify": theirs_sum,
         "fp_ratio": round(ours_sum["fp"] / max(1, theirs_sum["fp"]), 3),
         "speed_ratio": round(theirs_s / ours_s, 2),
+        "worst_100kB_extraction_ms": extraction_ms, "worst_100kB_input": slowest,
     }))
 
 

@@ -10,6 +10,13 @@ from sdpg_envs.verifiers.math import MathOptions, default_pool, verify_math
 
 def _verify_row(row: dict) -> dict:
     try:
+        return _judge(row)
+    except Exception as exc:  # noqa: BLE001 - one bad row must not fail the batch
+        return {"score": 0.0, "status": "error", "reason": f"could not verify this row: {type(exc).__name__}"}
+
+
+def _judge(row: dict) -> dict:
+    try:
         options = MathOptions.from_dict(row.get("options"))
     except (TypeError, ValueError) as exc:
         return {"score": 0.0, "status": "error", "reason": f"bad options: {exc}"}

@@ -56,13 +56,23 @@ def _read_rows(path: Path, required: tuple[str, ...], text_key: str) -> tuple[li
     return rows, errors
 
 
+def _json_line(row: dict) -> str:
+    """One output line; text that UTF-8 cannot hold (a lone surrogate) is written as a JSON ``\\u`` escape."""
+    line = json.dumps(row, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(row, ensure_ascii=True)
+    return line + "\n"
+
+
 def _write_atomic(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.write(_json_line(row))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,12 +3,18 @@ false negatives, and hypothesis properties that derive wrong answers from golds 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sdpg_envs.verifiers.math import MathOptions, extract_answer, verify_math
 
+ROOT = Path(__file__).resolve().parents[2]
 FAST = MathOptions(timeout_s=2.0)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -177,3 +183,38 @@ def test_other_bases_rejected(value: int, base: int) -> None:
         assert verify_math(gold, str(value), FAST).status != "correct"
     other = base + 1 if base < 9 else base - 1
     assert verify_math(gold, f"{digits}_{{{other}}}", FAST).status != "correct"
+
+
+# --- bounded work and isolated rows ------------------------------------------------------------------------
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("pred", ["The answer is 1e99999999.", "\\boxed{1e-99999999}", "\\boxed{2.5e100000 + 1}"])
+def test_huge_decimal_exponent_is_refused_not_evaluated(pred: str) -> None:
+    v = verify_math("5", pred, MathOptions(timeout_s=1.0))
+    assert v.status == "unparsable" and "too large" in v.reason
+
+
+@pytest.mark.timeout(30)  # quadratic scanning took > 60 s on these; linear takes well under a second
+@pytest.mark.parametrize("text", ["\\(" * 50_000, "\\[" * 50_000, "$" * 100_000, "$$x" * 30_000 + " 7"])
+def test_extraction_of_unclosed_delimiters_is_linear(text: str) -> None:
+    assert verify_math("7", text, FAST).status in ("correct", "incorrect", "unparsable")
+
+
+def test_math_segments_pairing() -> None:
+    from sdpg_envs.verifiers.math.extract import math_segments
+
+    text = "a $x$ b $$y$$ \\(z\\) \\[w\\] cost \\$5 $\n \\( open $q$"
+    assert [s.content for s in math_segments(text)] == ["x", "y", "z", "w", "q"]
+
+
+@pytest.mark.timeout(120)
+def test_cli_bad_rows_affect_only_themselves(tmp_path: Path) -> None:
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text('{"gold": "5", "prediction": "\\ud800 5"}\n{"gold": "5", "prediction": "\\\\boxed{5}"}\n'
+                   '{"gold": "5", "prediction": "The answer is 1e99999999."}\n', encoding="utf-8")
+    cmd = [sys.executable, "-m", "sdpg_train.cli", "verify", "--task", "math", "--input", str(src),
+           "--output", str(out), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=100, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr  # every line judged
+    lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [x["status"] for x in lines] == ["unparsable", "correct", "unparsable"]
+    assert lines[0]["prediction"] == "\ud800 5"  # written back as the JSON escape it came in as

@@ -7,7 +7,9 @@ Pure string work (no sympy), linear in the input length.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sdpg_envs.verifiers.math.options import MathOptions
 
@@ -18,9 +20,17 @@ _PHRASE = re.compile(
     re.IGNORECASE,
 )
 _FINAL = re.compile(r"final\s+answer", re.IGNORECASE)
+# Math segments. No content may contain its own opener, so a failed match stops at the next opener and finditer
+# stays linear (a lazy ".+?" rescanned to the end for every unclosed "\\(": minutes on 100 kB).
 _MATH_SEG = re.compile(
-    r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<!\\)\$((?:[^$\n]|\\\$)+?)(?<!\\)\$", re.DOTALL
+    r"(?<!\\)\$\$((?:[^$]|\$(?!\$))+?)(?<!\\)\$\$"
+    r"|\\\[((?:[^\\]|\\\\|\\(?![\[\]]))+?)\\\]"
+    r"|\\\(((?:[^\\]|\\\\|\\(?![()]))+?)\\\)"
+    r"|(?<!\\)\$((?:[^$\n\\]|\\.)+?)(?<!\\)\$",
+    re.DOTALL,
 )
+_MAX_RUN = 64
+_SEGMENT_LOOKAHEAD = 2_000
 ARTIFACT = re.compile(
     r"\\\\(?=(?:frac|dfrac|tfrac|sqrt|left|right|boxed|pi|cdot|le|ge|leq|geq|text|infty|in|circ|times)(?![a-zA-Z]))"
 )
@@ -35,6 +45,21 @@ _LIST_JOIN = re.compile(r"[\s,;]*(?:and\s*)?")
 _MAX_OTHERS = 4
 _CLOCK_TEXT = re.compile(r"\b\d{1,2}(?::\d{2})?\s*[AaPp]\.?\s*[Mm]\b\.?")
 _STATED = re.compile(r"\banswer\s+(?:is|=)|\banswer\s*:", re.IGNORECASE)
+
+
+class Segment(NamedTuple):
+    """A math segment ``$..$``, ``$$..$$``, ``\\(..\\)`` or ``\\[..\\]``: its span and stripped content."""
+
+    start: int
+    end: int
+    content: str
+
+
+def math_segments(text: str, last: int | None = None) -> list[Segment]:
+    """Math segments ``$..$``, ``$$..$$``, ``\\(..\\)``, ``\\[..\\]`` left to right (only the ``last`` ones if
+    given), in linear time."""
+    matches = deque(_MATH_SEG.finditer(text), maxlen=last)
+    return [Segment(m.start(), m.end(), next(g for g in m.groups() if g is not None).strip()) for m in matches]
 
 
 @dataclass(frozen=True)
@@ -137,28 +162,23 @@ def _from_boxes(text: str, boxes: list[tuple[int, int, str]], reject_hedged: boo
     return Extraction(answer, "boxed", hedged, tuple(others))
 
 
-def _last_math_segment(text: str) -> str | None:
-    last = None
-    for m in _MATH_SEG.finditer(text):
-        last = next(g for g in m.groups() if g is not None)
-    return last.strip() if last is not None else None
-
-
 def _phrase_answer(text: str) -> str | None:
     """Answer after the last "final answer is"/"the answer is"/"Answer:" up to the end of its sentence."""
     matches = list(_PHRASE.finditer(text))
     if not matches:
         return None
-    rest = text[matches[-1].end() :]
-    seg = _MATH_SEG.match(rest.lstrip())
-    if seg is not None:
-        return next(g for g in seg.groups() if g is not None).strip()
+    rest = text[matches[-1].end() :].lstrip()
+    first = math_segments(rest[:_SEGMENT_LOOKAHEAD])
+    if first and first[0].start == 0:
+        return first[0].content
     end = _SENTENCE_END.search(rest)
     sentence = rest[: end.start()] if end else rest
     if " is " in sentence:  # "Final Answer: The largest $n$ is 34."
         sentence = sentence.rsplit(" is ", 1)[1]
-    segments = [next(g for g in m.groups() if g is not None).strip() for m in _MATH_SEG.finditer(sentence)]
-    if len(segments) > 1 and re.fullmatch(r"(?:[\s,;\"'\\]|and|or)*", _MATH_SEG.sub("", sentence)):
+    found = math_segments(sentence, _MAX_RUN + 1)
+    segments = [seg.content for seg in found]
+    gaps = "".join(sentence[a:b] for a, b in zip([0] + [g.end for g in found], [g.start for g in found] + [None]))
+    if 1 < len(segments) <= _MAX_RUN and re.fullmatch(r"(?:[\s,;\"'\\]|and|or)*", gaps):
         return ", ".join(segments)  # "$12$ and $13$"
     if segments:
         return segments[-1]
@@ -173,8 +193,8 @@ def _looks_bare(text: str) -> bool:
     stripped = text.strip()
     if len(stripped) > 200 or "\n\n" in stripped:
         return False
-    seg = _MATH_SEG.search(stripped)
-    if seg is not None and (seg.start() > 0 or seg.end() < len(stripped.rstrip(". "))):
+    segs = math_segments(stripped)
+    if segs and (segs[0].start > 0 or segs[0].end < len(stripped.rstrip(". "))):
         return False
     words = re.findall(r"(?<![\\a-zA-Z])[A-Za-z]{2,}", re.sub(r"\\[a-zA-Z]+\{[^{}]*\}", "", stripped))
     return len(words) <= 2 and " is " not in stripped
@@ -225,24 +245,34 @@ def extract_answer(text: str, options: MathOptions | None = None) -> Extraction:
     phrase = _phrase_answer(text)
     if phrase:
         return Extraction(phrase, "phrase")
-    segments = list(_MATH_SEG.finditer(text))
-    tail = text[segments[-1].end() :] if segments else text
-    numbers = list(_NUMBER.finditer(tail)) if options.allow_last_number_fallback else []
-    if numbers:  # a number in the prose after the last math segment is the later statement
-        clock = list(_CLOCK_TEXT.finditer(tail))
-        if clock and clock[-1].end() >= numbers[-1].end():  # "It arrives at 9:00 AM." -> a time of day
-            return Extraction(clock[-1].group(0), "last_number")
-        return Extraction(numbers[-1].group(0), "last_number")
+    segments = math_segments(text, _MAX_RUN)
+    tail = text[segments[-1].end :] if segments else text
+    number = _last_match(_NUMBER, tail) if options.allow_last_number_fallback else None
+    if number:  # a number in the prose after the last math segment is the later statement
+        clock = _last_match(_CLOCK_TEXT, tail)
+        if clock and clock.end() >= number.end():  # "It arrives at 9:00 AM." -> a time of day
+            return Extraction(clock.group(0), "last_number")
+        return Extraction(number.group(0), "last_number")
     if segments:
         return Extraction(_segment_run(text, segments), "latex")
     return Extraction(None, "none")
 
 
-def _segment_run(text: str, segments: list[re.Match]) -> str:
+def _last_match(pattern: re.Pattern, text: str, window: int = 2_000) -> re.Match | None:
+    """The last match of ``pattern``, looking at the end of ``text`` first (a match clear of the window's start
+    is the same as in the full text)."""
+    start = max(0, len(text) - window)
+    last = deque(pattern.finditer(text, start), maxlen=1)
+    if start and (not last or last[0].start() < start + 100):
+        last = deque(pattern.finditer(text), maxlen=1)
+    return last[0] if last else None
+
+
+def _segment_run(text: str, segments: list[Segment]) -> str:
     """The last math segment, or the run of segments ending it joined by commas/"and" ("$7$, $9$ and $13$")."""
     run = [segments[-1]]
     for prev in reversed(segments[:-1]):
-        if not _LIST_JOIN.fullmatch(text[prev.end() : run[0].start()]):
+        if len(run) == _MAX_RUN or not _LIST_JOIN.fullmatch(text[prev.end : run[-1].start]):
             break
-        run.insert(0, prev)
-    return ", ".join(next(g for g in m.groups() if g is not None).strip() for m in run)
+        run.append(prev)
+    return ", ".join(seg.content for seg in reversed(run))

@@ -34,6 +34,7 @@ def to_fraction(node: Node, options: MathOptions) -> Fraction:
     if kind == "int":
         return Fraction(int(node[1]))
     if kind == "dec":
+        _check_decimal(node[1], options)
         return Fraction(node[1])
     if kind == "neg":
         return -to_fraction(node[1], options)
@@ -116,11 +117,20 @@ def check_guards(node: Node, options: MathOptions) -> None:
         seen += 1
         if seen > 20_000:
             raise TooLarge("expression has too many parts")
-        if current[0] == "pow":
+        if current[0] == "dec":
+            _check_decimal(current[1], options)
+        elif current[0] == "pow":
             _check_exponent(current[2], options)
         elif current[0] == "fact":
             _check_factorial(current[1], options)
         stack.extend(children(current))
+
+
+def _check_decimal(text: str, options: MathOptions) -> None:
+    """``1e99999999`` would build a 330-million-bit integer: refuse exponents above ``max_exponent``."""
+    mantissa, _, exp = text.lower().partition("e")
+    if exp and abs(int(exp)) > options.max_exponent:
+        raise TooLarge(f"decimal exponent {_short(Fraction(int(exp)))} is larger than {options.max_exponent}")
 
 
 def _check_exponent(exp: Node, options: MathOptions) -> None:

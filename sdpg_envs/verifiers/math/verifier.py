@@ -74,8 +74,10 @@ def _readings(text: str, other: str, options: MathOptions) -> list[Node]:
 class _Comparison:
     """One gold/prediction comparison; each method returns a verdict or None to go on."""
 
-    def __init__(self, gold: str, prediction: str, options: MathOptions, pool: WorkerPool | None) -> None:
+    def __init__(self, gold: str, prediction: str, options: MathOptions, pool: WorkerPool | None,
+                 deadline: float | None = None) -> None:
         self.options, self.pool = options, pool
+        self.deadline = deadline if deadline is not None else time.monotonic() + options.timeout_s
         self.gold, self.prediction = gold, prediction
         self.extracted: str | None = None
         self.ng: str | None = None
@@ -125,7 +127,7 @@ class _Comparison:
         for other in others:
             if normalise(other, self.options) == self.np:
                 continue
-            if _Comparison(self.gold, other, self.options, self.pool).run().status != "correct":
+            if _Comparison(self.gold, other, self.options, self.pool, self.deadline).run().status != "correct":
                 return self.verdict("incorrect", f"several different final answers given ({_show(self.np or '')}, "
                                     f"{_show(other, 30)})")
         return verdict
@@ -174,9 +176,8 @@ class _Comparison:
             return self._not_equal()
         pool = self.pool or default_pool()
         errors = []
-        deadline = time.monotonic() + self.options.timeout_s  # one budget for all readings together
-        for g, p in pending:
-            left = deadline - time.monotonic()
+        for g, p in pending:  # one budget for all readings (and the other stated answers) together
+            left = self.deadline - time.monotonic()
             kind, value = pool.call("compare", (g, p, self.options), left) if left > 0 else ("timeout", None)
             if kind == "ok" and value:
                 return self._equal()
