@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 
 from sandboxes import cgroups, uids
@@ -34,7 +35,64 @@ from sandboxes._common import CLEAN_ENV, PRELOAD, base_python, python_prefix
 from sandboxes._forkserver import ZYGOTE_SOURCE, ForkServerPool, PooledSandbox, Worker
 from sandboxes.base import Limits
 
-HIDDEN = ("/root", "/home", "/run")
+SYSTEM_DIRS = ("/usr/bin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/include", "/usr/lib32")
+"""What the interpreter, /bin/sh and gcc/g++ need (shared libraries, compilers, headers), read-only."""
+TOP_LINKS = ("/bin", "/lib", "/lib64", "/lib32", "/sbin")
+"""Top-level dirs: re-created as the same symlink (merged /usr) or bound read-only when they are real dirs."""
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives")
+"""The dynamic loader's cache and the ``cc``/``c++`` alternatives links; nothing else of /etc."""
+MASKED_PROC = ("/proc/keys", "/proc/key-users", "/proc/kallsyms", "/proc/modules", "/proc/timer_list",
+               "/proc/sched_debug", "/proc/kcore", "/proc/sysrq-trigger", "/proc/latency_stats", "/proc/vmallocinfo")
+"""Host-wide /proc files a run has no use for (replaced by /dev/null); /proc/sys, /proc/bus, /proc/irq,
+/proc/fs, /proc/acpi, /proc/scsi are hidden behind empty read-only tmpfs."""
+MASKED_PROC_DIRS = ("/proc/sys", "/proc/bus", "/proc/irq", "/proc/fs", "/proc/acpi", "/proc/scsi", "/proc/asound",
+                    "/proc/driver", "/proc/tty")
+
+
+def root_mounts(python: str, extra: Iterable[str] = ()) -> list[str]:
+    """bwrap arguments building the jail's root: an empty tmpfs holding only the system dirs, the interpreter's
+    prefix (its site-packages hidden) and ``extra`` paths, all read-only; a fresh /dev, /proc (masked) and /tmp.
+    Never the host's /home, /root, /work, /sys, /run, /var or /opt."""
+    argv: list[str] = []
+    made: set[str] = {"/"}
+
+    def bind(src: str, dest: str, *how: str) -> None:
+        parents, parent = [], os.path.dirname(dest)
+        while parent not in made:  # bwrap would create missing parents 0700: make them traversable
+            parents.insert(0, parent)
+            made.add(parent)
+            parent = os.path.dirname(parent)
+        for directory in parents:
+            argv.extend(["--perms", "0755", "--dir", directory])
+        argv.extend([*how, src, dest])
+
+    for top in TOP_LINKS:
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            bind(top, top, "--ro-bind")
+    for path in (*SYSTEM_DIRS, *ETC_FILES):
+        if os.path.lexists(path) and not os.path.islink(path):
+            bind(path, path, "--ro-bind")
+    prefix = python_prefix()
+    if not any(prefix == d or prefix.startswith(d + "/") for d in SYSTEM_DIRS):
+        bind(prefix, prefix, "--ro-bind")
+    site = os.path.join(prefix, "lib", f"python{sys.version_info[0]}.{sys.version_info[1]}", "site-packages")
+    if os.path.isdir(site):
+        argv += ["--tmpfs", site, "--remount-ro", site]  # installed packages are not part of the sandbox
+    python_dir = os.path.dirname(python)
+    if not (python.startswith(prefix + "/") or any(python_dir.startswith(d) for d in SYSTEM_DIRS)):
+        bind(python, python, "--ro-bind")
+    for path in extra:
+        bind(path, path, "--ro-bind")
+    argv += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in MASKED_PROC:
+        if os.path.exists(path):
+            argv += ["--ro-bind", "/dev/null", path]
+    for path in MASKED_PROC_DIRS:
+        if os.path.isdir(path):
+            argv += ["--tmpfs", path, "--remount-ro", path]
+    return argv
 
 
 class BwrapSandbox(PooledSandbox):
@@ -44,14 +102,15 @@ class BwrapSandbox(PooledSandbox):
     isolated = True
 
     def __init__(self, limits: Limits | None = None, *, workers: int | None = None, bwrap: str | None = None,
-                 python: str | None = None, hide: Iterable[str] = HIDDEN, use_cgroups: bool = True,
+                 python: str | None = None, expose: Iterable[str] = (), use_cgroups: bool = True,
                  preload: Iterable[str] = PRELOAD) -> None:
         """Args:
             limits: default limits for every run (a program may override them).
             workers: concurrent jails (default: CPU count).
             bwrap: path to the bwrap binary (default: found on PATH).
             python: interpreter used for ``command[0] == "python"`` (default: the caller's base CPython).
-            hide: host directories replaced by an empty tmpfs inside the jail.
+            expose: extra host paths bound read-only into the jail (nothing but the system dirs and the
+                interpreter's prefix is visible otherwise).
             use_cgroups: create per-worker memory/pids cgroups when the tree is writable.
             preload: stdlib modules imported once per worker before any program runs.
         """
@@ -60,7 +119,7 @@ class BwrapSandbox(PooledSandbox):
         if self.bwrap is None:
             raise RuntimeError("bwrap not found; install bubblewrap (apt-get install bubblewrap)")
         self.python = python or base_python()
-        self.hide = tuple(hide)
+        self.expose = tuple(os.path.realpath(p) for p in expose)
         self.preload = list(preload)
         self.workers = workers or os.cpu_count() or 1
         self._use_cgroups = use_cgroups
@@ -80,19 +139,7 @@ class BwrapSandbox(PooledSandbox):
         cg = self._cgroups[slot]
         config = {"fs": "mount", "kill": "all", "uid": uid, "gid": uid, "python": self.python,
                   "env": CLEAN_ENV, "preload": self.preload, "cgroups": cg.config() if cg else {}}
-        argv = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        prefix = python_prefix()
-        for path in self.hide:
-            if os.path.isdir(path) and not os.path.islink(path):
-                argv += ["--tmpfs", path]
-                if prefix.startswith(path.rstrip("/") + "/"):
-                    parents, parent = [], os.path.dirname(prefix)
-                    while len(parent) > len(path.rstrip("/")):  # make them traversable by the dropped uid
-                        parents.insert(0, parent)
-                        parent = os.path.dirname(parent)
-                    for parent in parents:
-                        argv += ["--perms", "0755", "--dir", parent]
-                    argv += ["--ro-bind", prefix, prefix]
+        argv = [self.bwrap, *root_mounts(self.python, self.expose)]
         for directory in (cg.dirs.values() if cg else ()):
             argv += ["--bind", directory, directory]
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--hostname", "sandbox",

@@ -37,6 +37,11 @@ from sandboxes._forkserver import START_TIMEOUT_S, ZYGOTE_SOURCE, ForkServerPool
 from sandboxes.base import Limits
 from sandboxes.image import DEFAULT_TAG
 
+MASKED_PATHS = ("/sys/fs", "/sys/class", "/sys/devices", "/sys/bus", "/sys/block", "/sys/dev", "/sys/kernel",
+                "/sys/module", "/sys/power", "/sys/firmware", "/sys/hypervisor", "/proc/keys", "/proc/key-users",
+                "/proc/kcore", "/proc/kallsyms", "/proc/modules", "/proc/timer_list", "/proc/sched_debug",
+                "/proc/latency_stats", "/proc/acpi", "/proc/asound", "/proc/scsi", "/proc/sys", "/proc/irq",
+                "/proc/bus", "/proc/fs", "/proc/vmallocinfo", "/proc/sysrq-trigger")
 IDLE = "# sdpg-sandbox-idle\nimport signal\nwhile True:\n    signal.pause()\n"
 
 
@@ -153,13 +158,19 @@ class DockerSandbox(PooledSandbox):
                 pass
             self._remove(container)
         lim, uid = self.limits, self._uids.uids[slot]
-        container = self._client.containers.run(
-            self.image, ["python3" if self.python == "python3" else self.python, "-c", IDLE], detach=True,
+        api = self._client.api
+        host_config = api.create_host_config(
             network_mode="none", mem_limit=f"{lim.memory_mb + 64}m", memswap_limit=f"{lim.memory_mb + 64}m",
             pids_limit=lim.max_processes + 8, nano_cpus=int(self.cpus * 1e9), read_only=True,
             tmpfs={"/tmp": f"size={lim.tmpfs_mb}m,mode=1777", "/dev/shm": "size=64m,mode=1777"},
-            cap_drop=["ALL"], security_opt=["no-new-privileges"], user=f"{uid}:{uid}", environment=CLEAN_ENV,
-            working_dir="/tmp", labels={"sdpg.sandbox": "1"}, hostname="sandbox", init=False)
+            cap_drop=["ALL"], security_opt=["no-new-privileges"], init=False)
+        host_config["MaskedPaths"] = list(MASKED_PATHS)  # host /sys and host-wide /proc files
+        created = api.create_container(
+            self.image, ["python3" if self.python == "python3" else self.python, "-c", IDLE], user=f"{uid}:{uid}",
+            environment=CLEAN_ENV, working_dir="/tmp", labels={"sdpg.sandbox": "1"}, hostname="sandbox",
+            host_config=host_config, network_disabled=True)
+        api.start(created["Id"])
+        container = self._client.containers.get(created["Id"])
         self._containers[slot] = container
         return container
 

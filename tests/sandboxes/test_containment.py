@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from sandbox_helpers import REPO, SECRET, assert_no_leftovers, host_snapshot, py
@@ -164,3 +166,37 @@ def test_sigterm_ignoring_children_are_killed(sandbox):
     result = sandbox.run(py(source, limits=Limits(wall_s=1.0)))
     assert result.status is Status.TIMEOUT
     assert_no_leftovers(sandbox)
+
+
+def _fingerprint(paths: list[str]) -> str:
+    """Source printing, for each path, a digest of what is there (a dir's names, a file's first 4 KiB) or '-'."""
+    return ("import hashlib, os\nfor path in " + repr(paths) + ":\n"
+            "    try:\n"
+            "        data = '\\n'.join(sorted(os.listdir(path))).encode() if os.path.isdir(path) else "
+            "open(path, 'rb').read(4096)\n"
+            "    except OSError:\n        data = b''\n"
+            "    print(path, hashlib.sha256(data).hexdigest()[:16] if data else '-')\n")
+
+
+def test_host_files_are_not_visible(sandbox, shared_data_dir):
+    """Reconnaissance: the project, its venv, the shared datasets, home dirs, host /sys (NICs, sibling cgroups),
+    /etc and host-wide /proc files: nothing the jail shows may be the host's (compared by content)."""
+    targets = [str(REPO), str(REPO / "pyproject.toml"), str(shared_data_dir), "/home", "/work", "/opt", "/var",
+               "/run", "/etc", "/etc/passwd", "/etc/hostname", "/sys/class/net", "/sys/fs/cgroup",
+               "/sys/fs/cgroup/memory", "/sys/devices/system/cpu", "/proc/keys", "/proc/sys/kernel/hostname",
+               str(Path.home()), "/usr/local"]
+    targets += [sys.prefix] if sys.prefix != sys.base_prefix else []  # the venv
+    source = _fingerprint(targets) + "import json, math, ctypes, sqlite3, decimal\nprint('stdlib ok')\n"
+    result = sandbox.run(py(source))
+    assert result.ok and result.stdout.endswith("stdlib ok\n"), result
+    if sandbox.isolated:
+        ns: dict = {}
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()) as host:
+            exec(_fingerprint(targets), ns)
+        host_view = dict(line.split(" ", 1) for line in host.getvalue().splitlines())
+        jail_view = dict(line.split(" ", 1) for line in result.stdout.splitlines()[:-1])
+        leaked = [p for p in targets if jail_view[p] != "-" and jail_view[p] == host_view[p]]
+        assert not leaked, f"host paths visible in the jail: {leaked}"
