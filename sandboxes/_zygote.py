@@ -47,6 +47,8 @@ PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
 CONFIG = json.loads(sys.argv[1])
 LIBC = ctypes.CDLL(None, use_errno=True)
 MIB = 1 << 20
+TICK = os.sysconf("SC_CLK_TCK")
+POLL_S = 0.05  # how often the server checks a run's CPU account while it runs
 DONE = struct.Struct("<iddd")  # wait status, user CPU s, system CPU s, max RSS KiB
 HANDOVER_S = 10.0
 
@@ -80,7 +82,40 @@ def send(fd, obj):
 # ---------------------------------------------------------------- cgroups (host side creates, we only write)
 
 def cgroup_prepare(limits):
-    """Set per-run limits on the worker's cgroups; return the OOM-kill count before the run."""
+    """Set per-run limits on the worker's cgroups; return (OOM-kill count, CPU seconds) before the run."""
+    return _cgroup_limits(limits), cpu_account()
+
+
+def cpu_account(template_pid=None):
+    """CPU seconds used by the worker's cgroup so far (every process of every run, orphans included); without a
+    cpu cgroup, in a pid namespace or container of its own (kill mode "all"): the sum over its processes (live
+    ones plus what the template reaped); else None."""
+    cpu = CONFIG["cgroups"].get("cpu")
+    if cpu:
+        try:
+            if os.path.exists(os.path.join(cpu, "cpu.stat")):  # cgroup2 (also a v1 host's unified hierarchy)
+                with open(os.path.join(cpu, "cpu.stat")) as fh:
+                    return next(int(line.split()[1]) for line in fh if line.startswith("usage_usec")) / 1e6
+            with open(os.path.join(cpu, "cpuacct.usage")) as fh:
+                return int(fh.read()) / 1e9
+        except (OSError, ValueError, StopIteration):
+            return None
+    if CONFIG["kill"] != "all" or template_pid is None:
+        return None
+    total, skip = 0, {1, os.getpid()}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in skip:
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            own = int(entry) != template_pid  # the template: only what it reaped (its children's time)
+            total += sum(int(x) for x in fields[11:15]) if own else int(fields[13]) + int(fields[14])
+    return total / TICK
+
+
+def _cgroup_limits(limits):
     mem = CONFIG["cgroups"].get("memory")
     pids = CONFIG["cgroups"].get("pids")
     v2 = CONFIG["cgroups"].get("version") == 2
@@ -117,13 +152,13 @@ def _oom_count(directory, name):
     return 0
 
 
-def cgroup_after(oom_before):
+def cgroup_after(before):
     """Return (oom_killed, peak_mb) for the run that just ended."""
     mem = CONFIG["cgroups"].get("memory")
     if not mem:
         return False, None
     v2 = CONFIG["cgroups"].get("version") == 2
-    oom = _oom_count(mem, "memory.events" if v2 else "memory.oom_control") > oom_before
+    oom = _oom_count(mem, "memory.events" if v2 else "memory.oom_control") > before
     peak = None
     try:
         with open(os.path.join(mem, "memory.peak" if v2 else "memory.max_usage_in_bytes")) as fh:
@@ -342,7 +377,7 @@ def template_main(sock, server_pid):
 
 
 def start_template():
-    """Fork the template now, before any request exists in this process; return our end of its socket."""
+    """Fork the template now, before any request exists in this process; return our handle on it."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     server = os.getpid()
     pid = os.fork()
@@ -355,14 +390,29 @@ def start_template():
         finally:
             os._exit(0)
     theirs.close()
-    return ours
+    return Template(ours, pid)
+
+
+class Template:
+    """The server's handle on the template: its socket (select/recv/send go to it) and its pid."""
+
+    def __init__(self, sock, pid):
+        self.sock, self.pid = sock, pid
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def recv(self, size):
+        return self.sock.recv(size)
 
 
 # ---------------------------------------------------------------- the server: one run
 
 def run_one(req, template):
     limits = req["limits"]
-    oom_before = cgroup_prepare(limits)
+    oom_before, cpu_before = cgroup_prepare(limits)
+    if cpu_before is None:
+        cpu_before = cpu_account(template.pid)
     if CONFIG["fs"] == "mount":
         workdir = "/tmp/work"
     else:
@@ -381,13 +431,13 @@ def run_one(req, template):
     st_r, st_w = os.pipe()
     start = time.monotonic()
     try:
-        socket.send_fds(template, [b"run"], [in_r, out_w, err_w, st_w, req_fd])
+        socket.send_fds(template.sock, [b"run"], [in_r, out_w, err_w, st_w, req_fd])
     finally:
         for fd in (in_r, out_w, err_w, st_w, req_fd):
             os.close(fd)
     try:
         pid = struct.unpack("<i", _from_template(template, 4, HANDOVER_S))[0]
-        facts = supervise(pid, template, req, start, in_w, out_r, err_r, st_r)
+        facts = supervise(pid, template, req, start, (in_w, out_r, err_r, st_r), cpu_before)
     finally:
         for fd in (in_w, out_r, err_r, st_r):
             try:
@@ -411,9 +461,13 @@ def _from_template(template, size, timeout):
     return data
 
 
-def supervise(pid, template, req, start, in_w, out_r, err_r, st_r):
-    """Pump stdin/stdout/stderr until the run child exits, the deadline passes or an output cap is hit."""
+def supervise(pid, template, req, start, fds, cpu_before):
+    """Pump stdin/stdout/stderr until the run child exits, the deadline passes, the run's CPU account (all its
+    processes) passes its budget or an output cap is hit."""
+    in_w, out_r, err_r, st_r = fds
     limits = req["limits"]
+    cpu_limit = float(limits["cpu_s"])
+    used = lambda: None if cpu_before is None else cpu_account(template.pid) - cpu_before  # noqa: E731
     deadline = start + float(limits["wall_s"])
     cap = int(limits["max_output_bytes"])
     stdin = base64.b64decode(req["stdin"]) if req.get("stdin") else b""
@@ -433,7 +487,10 @@ def supervise(pid, template, req, start, in_w, out_r, err_r, st_r):
                 facts["timed_out"] = True
                 break
             r, w, _ = select.select(readers + [template], [writer] if writer is not None else [], [],
-                                    deadline - now)
+                                    min(deadline - now, POLL_S) if cpu_before is not None else deadline - now)
+            if cpu_before is not None and not r and (used() or 0.0) > cpu_limit:
+                facts["timed_out"] = facts["cpu_exceeded"] = True
+                break
             if w:
                 try:
                     stdin = stdin[os.write(in_w, stdin[: 1 << 16]):]
@@ -478,7 +535,8 @@ def supervise(pid, template, req, start, in_w, out_r, err_r, st_r):
     wstatus, utime, stime, maxrss = DONE.unpack(done)
     facts["exit_code"] = os.waitstatus_to_exitcode(wstatus) if os.WIFEXITED(wstatus) else None
     facts["signal"] = os.WTERMSIG(wstatus) if os.WIFSIGNALED(wstatus) else None
-    facts["cpu_s"] = utime + stime
+    total = used()
+    facts["cpu_s"] = max(utime + stime, total if total is not None else 0.0)
     facts["maxrss_mb"] = maxrss / 1024
     facts["setup_error"] = setup_error.decode("utf-8", "replace")
     return facts

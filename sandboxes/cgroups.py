@@ -1,4 +1,8 @@
-"""Per-worker memory and pids cgroups (v1 or v2), created under the caller's own cgroup when writable."""
+"""Per-worker memory, pids and CPU-accounting cgroups (v1 or v2), created under the caller's own cgroup when writable.
+
+The CPU account (v1 ``cpuacct.usage``, v2 ``cpu.stat`` ``usage_usec``) counts every process of a run, including
+children it never waits for and orphans, until the fork server kills them after the run.
+"""
 
 from __future__ import annotations
 
@@ -96,14 +100,34 @@ def _v2_dir(name: str) -> str | None:
     return target
 
 
+def _hybrid_cpu_dir(name: str) -> str | None:
+    """A v1 host's cgroup2 hierarchy (``unified``): its ``cpu.stat`` counts CPU without any controller (v1
+    ``cpuacct`` may be mounted yet count nothing, as in some VMs)."""
+    own = _own_path("")
+    root = os.path.join(ROOT, "unified")
+    if own is None or not os.path.exists(os.path.join(root, "cgroup.procs")):
+        return None
+    target = os.path.join(root + own, name)
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError:
+        return None
+    if not os.path.exists(os.path.join(target, "cpu.stat")):
+        os.rmdir(target)
+        return None
+    return target
+
+
 def create(name: str) -> WorkerCgroups | None:
-    """Create memory+pids cgroups named ``name`` for one worker, or None when the tree is not writable."""
+    """Create memory+pids(+cpu) cgroups named ``name`` for one worker, or None when the tree is not writable."""
     if os.environ.get("SDPG_SANDBOX_NO_CGROUPS"):
         return None
     v2 = _v2_dir(name)
     if v2 is not None:
-        return WorkerCgroups(2, {"memory": v2, "pids": v2})
+        return WorkerCgroups(2, {"memory": v2, "pids": v2, "cpu": v2})  # cpu.stat exists in every v2 cgroup
     dirs = {kind: d for kind in ("memory", "pids") if (d := _v1_dir(kind, name)) is not None}
+    if dirs and (cpu := _hybrid_cpu_dir(name) or _v1_dir("cpuacct", name)) is not None:
+        dirs["cpu"] = cpu
     return WorkerCgroups(1, dirs) if dirs else None
 
 

@@ -200,3 +200,23 @@ def test_host_files_are_not_visible(sandbox, shared_data_dir):
         jail_view = dict(line.split(" ", 1) for line in result.stdout.splitlines()[:-1])
         leaked = [p for p in targets if jail_view[p] != "-" and jail_view[p] == host_view[p]]
         assert not leaked, f"host paths visible in the jail: {leaked}"
+
+
+CPU_DODGES = {
+    "children never waited for": "import os, time\nfor _ in range(2):\n    if os.fork() == 0:\n"
+                                 "        while True:\n            pass\ntime.sleep(60)\n",
+    "an orphaned grandchild": "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+                              "        while True:\n            pass\n    os._exit(0)\nos.wait()\ntime.sleep(60)\n",
+}
+
+
+@pytest.mark.parametrize("dodge", list(CPU_DODGES))
+def test_cpu_budget_counts_every_process_of_the_run(sandbox, dodge):
+    from sandboxes import Limits
+
+    # 0.3 s of CPU in all: below any one process's RLIMIT_CPU (1 s), so only the run's CPU account can end it
+    result = sandbox.run(py(CPU_DODGES[dodge], limits=Limits(wall_s=60.0, cpu_s=0.3, max_processes=32)))
+    assert result.status is Status.TIMEOUT, result
+    assert result.cpu_s is not None and result.cpu_s >= 0.3, result
+    assert result.wall_s < 55.0, "ended by the wall deadline: the CPU of the other processes was not counted"
+    assert_no_leftovers(sandbox)
