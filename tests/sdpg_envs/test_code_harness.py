@@ -232,3 +232,53 @@ def test_a_crashed_sandbox_never_scores_even_with_a_passing_report(status):
     result = ExecutionResult(status=Status(status), exit_code=None, stdout="", stderr="", signal=9)
     verdict, _ = classify(result, report, "python")
     assert verdict != "passed"
+
+
+# The answer is right, but only returned once an orphaned grandchild (setsid, never waited for) has burnt 0.7 s of
+# CPU, more than the 0.5 s budget: counting only the program's own process (and the children it waited for)
+# would pass it.
+CPU_DODGE_PY = """import os, time
+def add(a, b):
+    r, w = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.write(w, str(os.getpid()).encode())
+            while True:
+                pass
+        os._exit(0)
+    pid = int(os.read(r, 32))
+    while True:
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            break
+        if int(fields[11]) + int(fields[12]) >= 0.7 * os.sysconf("SC_CLK_TCK"):
+            break
+        time.sleep(0.01)
+    return a + b
+"""
+CPU_DODGE_C = r"""#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(){int a, b, fd[2]; long pid = 0, ut, st; char path[64];
+  if (scanf("%d %d", &a, &b) != 2 || pipe(fd)) return 1;
+  if (fork() == 0) { setsid();
+    if (fork() == 0) { pid = getpid(); write(fd[1], &pid, sizeof pid); for (;;); }
+    return 0; }
+  read(fd[0], &pid, sizeof pid); snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  for (;;) { FILE *f = fopen(path, "r"); if (!f) break;
+    int n = fscanf(f, "%*d %*s %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &st); fclose(f);
+    if (n != 2 || ut + st >= 0.7 * sysconf(_SC_CLK_TCK)) break; usleep(10000); }
+  printf("%d\n", a + b); return 0; }
+"""
+
+
+@pytest.mark.timeout(180)
+def test_cpu_burnt_in_orphans_counts_against_the_budget(verifier):
+    """The harness counts every process a test started, also orphans nobody waits for."""
+    py_problem = Problem("cpu", "", metadata={"tests": "assert add(1, 2) == 3\n", "timeout_s": 0.5})
+    c_problem = Problem("cpu", "", metadata={"tests": IO_TESTS[:1], "language": "c", "timeout_s": 0.5})
+    results = verifier.batch([py_problem, c_problem], [f"```python\n{CPU_DODGE_PY}\n```", f"```c\n{CPU_DODGE_C}\n```"])
+    for result in results:
+        assert result.status == "timeout", result.feedback

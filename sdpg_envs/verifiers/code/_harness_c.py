@@ -1,11 +1,12 @@
 """sdpg C/C++ test harness. Runs inside the sandbox as ``python _sdpg_c.py``; standard library only.
 
-Reads its config (nonce, tests, limits) from stdin, marks itself non-dumpable, compiles ``solution.c`` or
-``solution.cpp`` with gcc/g++ (compile and link as separate steps so every diagnostic names only
-``solution.*`` files, never temp paths), then runs the binary once per test with the test's stdin, under its
-own CPU/address-space/file-size limits, and compares stdout. The binary is a separate exec'd process: it never
-holds the nonce, cannot read this process's memory, and its output goes to files, so it cannot forge the one
-``@@sdpg-result <nonce> <json>`` line this harness prints.
+Reads its config (nonce, tests, limits) from stdin, marks itself non-dumpable and a subreaper, compiles
+``solution.c`` or ``solution.cpp`` with gcc/g++ (compile and link as separate steps so every diagnostic names
+only ``solution.*`` files, never temp paths), then runs the binary once per test with the test's stdin, under
+its own CPU/address-space/file-size limits, and compares stdout. A test's CPU is that of every process it
+started (children never waited for and orphans included); all of them are killed when the test ends. The
+binary is a separate exec'd process: it never holds the nonce, cannot read this process's memory, and its
+output goes to files, so it cannot forge the one ``@@sdpg-result <nonce> <json>`` line this harness prints.
 """
 
 import json
@@ -26,6 +27,7 @@ LANGS = {
     "cpp": ("g++", "solution.cpp", ["-std=gnu++17"], ["-lm"]),
 }
 _DIAG = re.compile(r"^(solution\.\w+):(\d+):(\d+): (?:fatal )?error: (.*)$", re.M)
+TICK = os.sysconf("SC_CLK_TCK")
 SIGNALS = {4: "SIGILL", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV", 24: "SIGXCPU",
            25: "SIGXFSZ"}
 
@@ -37,6 +39,48 @@ def _no_dump():
         ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 0
     except Exception:  # noqa: BLE001 - best effort; the nonce still guards the verdict
         pass
+
+
+def descendants(root):
+    """``{pid: CPU ticks}`` of every live process below ``root`` (own time plus its reaped children's). With
+    ``root`` a subreaper, children nobody waits for and orphans stay below it, so none escapes the count."""
+    parent, ticks = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+                parent[int(entry)], ticks[int(entry)] = int(fields[1]), sum(int(x) for x in fields[11:15])
+            except (OSError, IndexError, ValueError):
+                pass
+    below = {}
+    for pid in parent:
+        p, hops = parent.get(pid), 0
+        while p and p != root and hops < 128:
+            p, hops = parent.get(p), hops + 1
+        if p == root:
+            below[pid] = ticks[pid]
+    return below
+
+
+def kill_descendants(root):
+    """SIGKILL every process below ``root`` and reap the ones that are its children, until none is left."""
+    for _ in range(50):
+        below = descendants(root)
+        for pid in below:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        if not below:
+            return
+        time.sleep(0.002)
 
 
 def clip(text, limit):
@@ -97,24 +141,40 @@ def run_one(stdin_text, cfg):
                                 preexec_fn=_limits(timeout, int(cfg.get("memory_mb", 512)), max_output),
                                 close_fds=True)
     deadline = time.monotonic() + timeout * float(cfg.get("wall_factor", 3.0)) + 1.0
-    killed = False
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    killed, checked, status = False, time.monotonic(), None
+    while status is None:
+        pid, wstatus, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid:
+            status = wstatus
             break
-        if time.monotonic() > deadline and not killed:
+        now = time.monotonic()
+        if now - checked > 0.05:  # every process of the test counts, also children it never waits for
+            checked = now
+            if sum(descendants(os.getpid()).values()) / TICK > timeout + 0.5:
+                killed = True
+        if now > deadline:
             killed = True
-            os.killpg(proc.pid, signal.SIGKILL)
+        if killed:
+            kill_descendants(os.getpid())
+            status = _reaped_status(proc.pid)
+            break
         time.sleep(0.002)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # leftovers of the test's process group
-    except OSError:
-        pass
+    kill_descendants(os.getpid())  # leftovers of the test (we are their subreaper), reaped: their CPU counts
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     with open("_out", "rb") as fh:
         out = fh.read(max_output + 1).decode("utf-8", "replace")
     with open("_err", "rb") as fh:
         err = fh.read(4000).decode("utf-8", "replace")
-    return status, usage.ru_utime + usage.ru_stime, killed, out, err
+    return status, cpu, killed, out, err
+
+
+def _reaped_status(pid):
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:  # already reaped by kill_descendants
+        return signal.SIGKILL  # the wait status of a process killed by SIGKILL
 
 
 def judge_one(index, test, cfg):
@@ -155,6 +215,12 @@ def run_tests(cfg):
 
 def main():
     _no_dump()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans stay below us
+    except Exception:  # noqa: BLE001 - best effort (the sandbox's own CPU account is the backstop)
+        pass
     cfg = json.loads(sys.stdin.read())
     report = {"compile": compile_program(cfg)}
     if report["compile"]["ok"]:
