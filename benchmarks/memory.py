@@ -125,7 +125,7 @@ def lora(a) -> dict:
     from sdpg_train.trainer import SDPGTrainer
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sdpg_train"))
-    from conftest import fixed_batch  # the tests' fixed rollout batch (random completions, real prompts)
+    from learner_fixtures import fixed_batch  # the tests' fixed rollout batch (random completions, real prompts)
 
     tok = byte_tokenizer()
     batch = fixed_batch(tok, [[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.5, 0.0]], length=a.length)
