@@ -66,6 +66,9 @@ def test_angles_only_in_the_golds_unit() -> None:
     "```python\nrevenue = 9 * 2  # 18\n```",
     "The answer is \\boxed{9 \\times 3 = 18}.",
     "The answer is \\boxed{19 = 18}.",
+    "#### 20\n#### 18",
+    "I think the answer is 18, but it might be 20.",
+    "It could be 20 or 18.",
 ])
 def test_hedges_code_and_false_equations_rejected(pred: str) -> None:
     assert not ok("18", pred)
@@ -76,6 +79,12 @@ def test_hedges_code_and_false_equations_rejected(pred: str) -> None:
     "The answer is \\boxed{9 \\times 2 = 18}.",
     "```python\nprint(9 * 2)\n```\nRunning this prints 18.",
     "First I got 20 eggs, but I forgot a step. Redoing it gives \\boxed{18}.",
+    "The answer is 18, since 9 + 9 = 18.",
+    "The answer is 18 since she has 2 bags with 9 each.",
+    "The answer is probably 18.",
+    "It is \\boxed{18} or, written differently, \\boxed{\\frac{36}{2}}.",
+    "Then \\boxed{\\phantom{2}} must be \\boxed{18}.",
+    "```python\nprint(18)\n```\nOutput: 18",
 ])
 def test_consistent_answers_still_accepted(pred: str) -> None:
     assert ok("18", pred)

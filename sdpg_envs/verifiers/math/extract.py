@@ -39,10 +39,16 @@ _NUMBER = re.compile(r"-?\d+ \d+/\d+(?![\d/])|"  # a plain-text mixed number "3 
 _JOIN_PUNCT = re.compile(r"^(?:[\s,;.$]|\\[()\[\]]|\\quad|\\qquad|\\,|\\;|\\ |&|\\\\)*$")
 _HEDGE_WORDS = re.compile(r"\b(?:or|maybe|perhaps|possibly|alternatively|otherwise)\b", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n\s*\n|\bI hope\b")
+_CLAUSE_BREAK = re.compile(
+    r",?\s+(?:since|because|as|which|so|but|given|when|where|after|from|for|if)\b|[;(]"
+    r"|,\s+(?!(?:and|or)\b)(?=[A-Za-z]{3,})", re.IGNORECASE)
+_LEAD_ADVERB = re.compile(r"^(?:probably|likely|clearly|exactly|simply|just|then|therefore|thus|now)\s+", re.I)
+_HEDGE_NUMBERS = re.compile(r"\b(?:or|maybe|might|perhaps|possibly|could)\b", re.IGNORECASE)
 _THINK_END = "</think>"
 _CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _LIST_JOIN = re.compile(r"[\s,;]*(?:and\s*)?")
 _MAX_OTHERS = 4
+_PLACEHOLDER = re.compile(r"\\phantom\{[^{}]*\}|\s*")  # "\boxed{\phantom{2}}": an empty box in the question
 _CLOCK_TEXT = re.compile(r"\b\d{1,2}(?::\d{2})?\s*[AaPp]\.?\s*[Mm]\b\.?")
 _STATED = re.compile(r"\banswer\s+(?:is|=)|\banswer\s*:", re.IGNORECASE)
 
@@ -128,38 +134,33 @@ def _joiner_kind(between: str) -> str:
     return "split"
 
 
-def _box_groups(text: str, boxes: list[tuple[int, int, str]], reject_hedged: bool) -> list[tuple[str, bool]]:
-    """Boxes joined by commas/"and" form one answer, boxes joined by "or" a hedge; each group -> (answer, hedged)."""
-    groups: list[list[tuple[int, int, str]]] = [[boxes[0]]]
-    hedges = [False]
+def _box_groups(text: str, boxes: list[tuple[int, int, str]]) -> list[str]:
+    """Boxes joined by commas/"and" form one answer; any other text (incl. "or") separates answers."""
+    groups: list[list[str]] = [[boxes[0][2]]]
     for prev, box in zip(boxes, boxes[1:]):
-        kind = _joiner_kind(text[prev[1] : box[0]])
-        if kind == "split" or (kind == "hedge" and not reject_hedged):
-            groups.append([box])
-            hedges.append(False)
-            continue
-        if kind == "hedge" and prev[2] != box[2]:
-            hedges[-1] = True
-        groups[-1].append(box)
-    out = []
-    for group, hedged in zip(groups, hedges):
-        distinct = list(dict.fromkeys(c for _, _, c in group))
-        out.append((distinct[0] if len(distinct) == 1 else ", ".join(distinct), hedged))
-    return out
+        if _joiner_kind(text[prev[1] : box[0]]) == "join":
+            groups[-1].append(box[2])
+        else:
+            groups.append([box[2]])
+    return [", ".join(dict.fromkeys(group)) for group in groups]
 
 
 def _from_boxes(text: str, boxes: list[tuple[int, int, str]], reject_hedged: bool) -> Extraction:
-    """The last box group is the answer; earlier groups that differ are other final answers (a hedge if wrong)."""
-    groups = _box_groups(text, boxes, reject_hedged)
-    answer, hedged = groups[-1]
-    others = list(dict.fromkeys(a for a, _ in groups[:-1] if a != answer and a))
+    """The last box group is the answer; earlier groups that differ ("\\boxed{3} or \\boxed{5}", a box in an earlier
+    paragraph) are other final answers, which the verifier requires to be correct too."""
+    boxes = [b for b in boxes if not _PLACEHOLDER.fullmatch(b[2])] or boxes
+    groups = _box_groups(text, boxes)
+    answer = groups[-1]
+    if not reject_hedged:
+        return Extraction(answer, "boxed")
+    others = list(dict.fromkeys(a for a in groups[:-1] if a != answer and a))
     stated = _STATED.search(text, boxes[-1][1])
     after = _phrase_answer(text[stated.start() :]) if stated else None
     if after and after != answer and re.search(r"\d", after):
         others.append(after)
     if len(others) > _MAX_OTHERS:
         return Extraction(answer, "boxed", True)
-    return Extraction(answer, "boxed", hedged, tuple(others))
+    return Extraction(answer, "boxed", False, tuple(others))
 
 
 def _phrase_answer(text: str) -> str | None:
@@ -173,8 +174,13 @@ def _phrase_answer(text: str) -> str | None:
         return first[0].content
     end = _SENTENCE_END.search(rest)
     sentence = rest[: end.start()] if end else rest
+    hedge = _hedged_numbers(sentence)
+    if hedge:
+        return hedge
+    sentence = _CLAUSE_BREAK.split(sentence, 1)[0]  # "20, since 15 + 5 = 20": the reason is not the answer
     if " is " in sentence:  # "Final Answer: The largest $n$ is 34."
         sentence = sentence.rsplit(" is ", 1)[1]
+    sentence = _LEAD_ADVERB.sub("", sentence.strip())
     found = math_segments(sentence, _MAX_RUN + 1)
     segments = [seg.content for seg in found]
     gaps = "".join(sentence[a:b] for a, b in zip([0] + [g.end for g in found], [g.start for g in found] + [None]))
@@ -186,6 +192,14 @@ def _phrase_answer(text: str) -> str | None:
         numbers = _NUMBER.findall(sentence)
         return numbers[-1] if numbers else None
     return sentence.strip().rstrip(".") or None
+
+
+def _hedged_numbers(sentence: str) -> str | None:
+    """ "18, but it might be 20" / "It could be 18 or 20": every number, as a list (which no scalar gold equals)."""
+    if len(sentence) > 300 or not _HEDGE_NUMBERS.search(sentence) or "$" in sentence:
+        return None
+    distinct = list(dict.fromkeys(n.replace(",", "") for n in _NUMBER.findall(sentence)))
+    return ", ".join(distinct) if len(distinct) > 1 else None
 
 
 def _looks_bare(text: str) -> bool:
@@ -236,8 +250,9 @@ def extract_answer(text: str, options: MathOptions | None = None) -> Extraction:
                 return Extraction(phrase, "phrase")
         return _from_boxes(text, boxes, options.reject_hedged)
     gsm = _GSM.findall(text)
-    if gsm:
-        return Extraction(gsm[-1].strip(), "gsm8k")
+    if gsm:  # earlier "#### x" lines that differ are other final answers
+        others = tuple(dict.fromkeys(g.strip() for g in gsm[:-1] if g.strip() != gsm[-1].strip()))
+        return Extraction(gsm[-1].strip(), "gsm8k", len(others) > _MAX_OTHERS, others[:_MAX_OTHERS])
     if _looks_bare(text):
         bare = _strip_delimiters(text)
         if bare and "$" not in bare.replace("\\$", ""):
@@ -249,6 +264,10 @@ def extract_answer(text: str, options: MathOptions | None = None) -> Extraction:
     tail = text[segments[-1].end :] if segments else text
     number = _last_match(_NUMBER, tail) if options.allow_last_number_fallback else None
     if number:  # a number in the prose after the last math segment is the later statement
+        sentence = _SENTENCE_END.split(tail[max(0, number.start() - 300) : number.end()])[-1]
+        hedge = _hedged_numbers(sentence) if options.reject_hedged else None  # "It could be 18 or 20."
+        if hedge:
+            return Extraction(hedge, "last_number", True)
         clock = _last_match(_CLOCK_TEXT, tail)
         if clock and clock.end() >= number.end():  # "It arrives at 9:00 AM." -> a time of day
             return Extraction(clock.group(0), "last_number")

@@ -31,7 +31,7 @@ _SIZING = re.compile(
 )
 _PERCENT = re.compile(r"\s*(?:\\%|%|\\text\{\s*%\s*\}|\bpercentage\b|\bpercent\b|\bpct\b)")
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}")
-_ANSWER_PREFIX = re.compile(r"^(?:final\s+answer|answer|ans)\s*[:=]\s*", re.IGNORECASE)
+_ANSWER_PREFIX = re.compile(r"^(?:final\s+answer|answer|ans|output|result|total)\s*[:=]\s*", re.IGNORECASE)
 _CHOICE = re.compile(r"^\(?\s*([A-Ea-e])\s*\)?\.?$")
 _CLOCK = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*([AaPp])\.?\s*[Mm]\.?$")
 TIME = re.compile(r"\d{1,2}:\d{2}[ap]m")

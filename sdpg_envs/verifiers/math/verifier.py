@@ -111,8 +111,11 @@ class _Comparison:
         if found.hedged and opts.reject_hedged:
             return self.verdict("incorrect", f"several different final answers given ({_show(self.np)})")
         verdict = self._compare()
-        if verdict.status == "correct" and found.others and opts.reject_hedged:
-            return self._check_others(found.others, verdict)
+        if found.others and opts.reject_hedged:
+            if verdict.status == "correct":
+                return self._check_others(found.others, verdict)
+            if verdict.status == "incorrect":
+                return self._hedge(found.others[0])
         return verdict
 
     def _compare(self) -> MathVerdict:
@@ -128,9 +131,12 @@ class _Comparison:
             if normalise(other, self.options) == self.np:
                 continue
             if _Comparison(self.gold, other, self.options, self.pool, self.deadline).run().status != "correct":
-                return self.verdict("incorrect", f"several different final answers given ({_show(self.np or '')}, "
-                                    f"{_show(other, 30)})")
+                return self._hedge(other)
         return verdict
+
+    def _hedge(self, other: str) -> MathVerdict:
+        return self.verdict("incorrect", f"several different final answers given ({_show(self.np or '')}, "
+                            f"{_show(other, 30)})")
 
     def _compare_parsed(self) -> MathVerdict:
         opts = self.options
