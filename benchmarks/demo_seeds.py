@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sdpg_train.demo import DemoConfig, quick_config, run_demo, split_methods  # noqa: E402
-from sdpg_train.demo_report import auto_threshold, steps_to_threshold, train_pass_rates  # noqa: E402
+from sdpg_train.demo.report import auto_threshold, steps_to_threshold, train_pass_rates  # noqa: E402
+from sdpg_train.demo.run import DemoConfig, quick_config, run_demo, split_methods  # noqa: E402
 
 METRICS = ("mean_pass_rate", "Arith-v0", "PyFunc-v0", "compile_error_rate", "final_train_pass_rate",
            "steps_to_threshold", "train_seconds")

@@ -25,9 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sdpg_train.config import SDPGConfig  # noqa: E402
-from sdpg_train.model_io import is_checkpointing  # noqa: E402
+from sdpg_train.core.model_io import is_checkpointing  # noqa: E402
 from sdpg_train.tiny import byte_tokenizer  # noqa: E402
-from sdpg_train.trainer import SDPGTrainer  # noqa: E402
+from sdpg_train.training.trainer import SDPGTrainer  # noqa: E402
 
 
 def even_length(prompts, completions, **_):

@@ -3,9 +3,9 @@
 Both implementations compute, per completion token, the sampled-token log-prob, the entropy and the exact
 full-vocabulary KL(p || SG q) to a live teacher (same LM-head weight, other hidden states), then backpropagate
 L = sum_t (c1 logp + c2 H + c3 KL) into the hidden states and the LM-head weight. "naive" materialises the
-(N, V) logits and lets autograd keep what it needs; "chunked" is :func:`sdpg_train.head.sdpg_head`.
+(N, V) logits and lets autograd keep what it needs; "chunked" is :func:`sdpg_train.core.head.sdpg_head`.
 
-A third implementation, "fused", is :func:`sdpg_train.head.sdpg_head_loss`: the same objective passed as a
+A third implementation, "fused", is :func:`sdpg_train.core.head.sdpg_head_loss`: the same objective passed as a
 token-separable loss, differentiated chunk by chunk inside the forward (no recomputation in backward).
 
 Each (implementation, N) runs in its own fresh subprocess. Memory:
@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sdpg_train.head import sdpg_head, sdpg_head_loss  # noqa: E402
+from sdpg_train.core.head import sdpg_head, sdpg_head_loss  # noqa: E402
 
 IMPLS = ("naive", "chunked", "fused")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

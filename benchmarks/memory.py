@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sdpg_train.config import SDPGConfig  # noqa: E402
-from sdpg_train.head import sdpg_head  # noqa: E402
-from sdpg_train.model_io import CompletionModel, build_view, enable_gradient_checkpointing  # noqa: E402
+from sdpg_train.core.head import sdpg_head  # noqa: E402
+from sdpg_train.core.model_io import CompletionModel, build_view, enable_gradient_checkpointing  # noqa: E402
 from sdpg_train.tiny import byte_tokenizer  # noqa: E402
 
 PRESETS = {"qwen2.5-0.5b": dict(hidden=896, layers=24, heads=14, kv_heads=2, intermediate=4864, vocab=151_936)}
@@ -122,7 +122,7 @@ def _held_bytes(trainer) -> dict[str, int]:
 
 
 def lora(a) -> dict:
-    from sdpg_train.trainer import SDPGTrainer
+    from sdpg_train.training.trainer import SDPGTrainer
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sdpg_train"))
     from learner_fixtures import fixed_batch  # the tests' fixed rollout batch (random completions, real prompts)

@@ -47,9 +47,9 @@ import gymnasium as gym  # noqa: E402
 
 import sdpg_envs  # noqa: E402,F401
 from sdpg_train.config import SDPGConfig  # noqa: E402
-from sdpg_train.rollout import EnvSource, RolloutBatch, encode_prompt, problem_seed  # noqa: E402
+from sdpg_train.core.rollout import EnvSource, RolloutBatch, encode_prompt, problem_seed  # noqa: E402
 from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm  # noqa: E402
-from sdpg_train.trainer import SDPGTrainer  # noqa: E402
+from sdpg_train.training.trainer import SDPGTrainer  # noqa: E402
 
 METHODS = {"sdpg": dict(loss="sdpg", beta=1e-3, alpha=1e-3), "grpo": dict(loss="grpo", alpha=0.0),
            "grpo_ref": dict(loss="grpo", alpha=1e-3), "sdpg_noref": dict(loss="sdpg", beta=1e-3, alpha=0.0)}

@@ -20,8 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sdpg_train.compare import compare_markdown, load_entry
-    from sdpg_train.report import write_text_atomic
+    from sdpg_train.evaluation.compare import compare_markdown, load_entry
+    from sdpg_train.evaluation.report import write_text_atomic
 
     labels = [s.strip() for s in args.labels.split(",")] if args.labels else [None] * len(args.paths)
     try:

@@ -34,8 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args: argparse.Namespace):
-    """The :class:`~sdpg_train.demo.DemoConfig` the flags describe (``ValueError`` on bad values)."""
-    from sdpg_train.demo import DemoConfig, quick_config
+    """The :class:`~sdpg_train.demo.run.DemoConfig` the flags describe (``ValueError`` on bad values)."""
+    from sdpg_train.demo.run import DemoConfig, quick_config
 
     output = str(args.output or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -64,7 +64,7 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from sdpg_train.demo import run_demo, split_methods
+    from sdpg_train.demo.run import run_demo, split_methods
 
     try:
         cfg = build_config(args)

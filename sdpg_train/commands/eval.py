@@ -81,7 +81,7 @@ def load_model(model_id: str, tokenizer_id: str | None, device: str, dtype: str)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sdpg_train.evaluate import evaluate
+    from sdpg_train.evaluation.evaluate import evaluate
 
     try:
         env_kwargs = json.loads(args.env_kwargs)

@@ -16,7 +16,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sdpg_train.plotting import plot_runs
+    from sdpg_train.evaluation.plotting import plot_runs
 
     labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
     extra = [k.strip() for k in args.keys.split(",") if k.strip()]

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"sdpg train: {exc}", file=sys.stderr)
         return 2
-    from sdpg_train.trainer import SDPGTrainer
+    from sdpg_train.training.trainer import SDPGTrainer
 
     try:
         trainer = SDPGTrainer(args=config)

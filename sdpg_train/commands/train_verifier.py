@@ -2,7 +2,7 @@
 
 Example: ``sdpg train-verifier --env sdpg/Arith-v0 --model tiny --num_problems 300 --output runs/verifier``
 prints one JSON line (held-out accuracy and AUC against the rule verifier) and saves the head; use it as a reward
-with ``sdpg_train.learned_verifier.LearnedRewardSource(env, LearnedVerifier.load(path))``.
+with ``sdpg_train.training.learned_verifier.LearnedRewardSource(env, LearnedVerifier.load(path))``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import sdpg_envs  # noqa: F401
-    from sdpg_train.learned_verifier import LearnedVerifier, collect_examples, featurize, train_verifier
-    from sdpg_train.model_io import load_model_and_tokenizer
+    from sdpg_train.core.model_io import load_model_and_tokenizer
+    from sdpg_train.training.learned_verifier import LearnedVerifier, collect_examples, featurize, train_verifier
 
     try:
         kwargs = json.loads(args.env_kwargs)

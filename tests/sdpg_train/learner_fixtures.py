@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from sdpg_train.rollout import RolloutBatch, encode_prompt
+from sdpg_train.core.rollout import RolloutBatch, encode_prompt
 
 
 def fixed_batch(tok, rewards: list[list[float]], length: int = 6, seed: int = 0) -> RolloutBatch:

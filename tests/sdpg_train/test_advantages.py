@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sdpg_train.advantages import group_advantages
+from sdpg_train.core.advantages import group_advantages
 
 
 def test_group_scale_uses_unbiased_std():

@@ -10,8 +10,8 @@ import torch
 
 import sdpg_envs  # noqa: F401
 from sdpg_train.config import SDPGConfig
-from sdpg_train.context_encoder import ContextEncoder, pooled_embeddings
-from sdpg_train.trainer import SDPGTrainer
+from sdpg_train.core.context_encoder import ContextEncoder, pooled_embeddings
+from sdpg_train.training.trainer import SDPGTrainer
 from tests.sdpg_train.test_baselines_train import ParityTask, changed, snapshot
 
 

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from sdpg_train.head import sdpg_head
-from sdpg_train.losses_baselines import (
+from sdpg_train.core.head import sdpg_head
+from sdpg_train.methods.base import chunked_divergence
+from sdpg_train.methods.ppo import (
     distill_divergence,
     gae,
     masked_whiten,
@@ -19,7 +20,6 @@ from sdpg_train.losses_baselines import (
     rlsd_lambda,
     sdpo_loss,
 )
-from sdpg_train.modes import chunked_divergence
 
 T, F = True, False
 

@@ -13,8 +13,8 @@ import torch
 
 import sdpg_envs  # noqa: F401
 from sdpg_train.config import SDPGConfig
-from sdpg_train.trainer import SDPGTrainer
-from sdpg_train.value_head import ValueHead
+from sdpg_train.core.value_head import ValueHead
+from sdpg_train.training.trainer import SDPGTrainer
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PYFUNC = {"split": "train", "prompt_template": "compact"}

@@ -12,7 +12,7 @@ import torch
 import sdpg_envs  # noqa: F401
 from sdpg_train.cli import main
 from sdpg_train.config import SDPGConfig
-from sdpg_train.learned_verifier import (
+from sdpg_train.training.learned_verifier import (
     LearnedRewardSource,
     LearnedVerifier,
     collect_examples,
@@ -20,7 +20,7 @@ from sdpg_train.learned_verifier import (
     roc_auc,
     train_verifier,
 )
-from sdpg_train.trainer import SDPGTrainer
+from sdpg_train.training.trainer import SDPGTrainer
 
 
 def test_roc_auc_hand_computed():

@@ -9,14 +9,14 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM
 
-from sdpg_train.checkpoint import (
+from sdpg_train.tiny import load_tokenizer, tiny_causal_lm
+from sdpg_train.training.checkpoint import (
     last_checkpoint,
     list_checkpoints,
     load_checkpoint,
     rotate_checkpoints,
     save_checkpoint,
 )
-from sdpg_train.tiny import load_tokenizer, tiny_causal_lm
 
 
 def _optim(model):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sdpg_train.cli import main
-from sdpg_train.compare import change_cell, compare_markdown, headline_line, load_entry, relative_change
-from sdpg_train.evaluate import compute_metrics
-from sdpg_train.report import EvalReport, SampleRecord
+from sdpg_train.evaluation.compare import change_cell, compare_markdown, headline_line, load_entry, relative_change
+from sdpg_train.evaluation.evaluate import compute_metrics
+from sdpg_train.evaluation.report import EvalReport, SampleRecord
 
 
 def _eval_dir(path: Path, statuses: list[str]) -> Path:

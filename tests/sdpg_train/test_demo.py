@@ -14,11 +14,12 @@ import torch
 import sdpg_envs  # noqa: F401  (registers the sdpg/* ids)
 from sdpg_train.cli import main
 from sdpg_train.config import LOSSES
-from sdpg_train.demo import DEMO_TEACHER_TEMPLATE, DemoConfig, quick_config, run_demo, split_methods
-from sdpg_train.demo_report import auto_threshold, moving_average, steps_to_threshold, train_pass_rates
-from sdpg_train.report import fmt_pct, read_samples
-from sdpg_train.rollout import EnvSource, collect_rollouts
-from sdpg_train.sft import (
+from sdpg_train.core.rollout import EnvSource, collect_rollouts
+from sdpg_train.core.teacher import build_teacher_view
+from sdpg_train.demo.report import auto_threshold, moving_average, steps_to_threshold, train_pass_rates
+from sdpg_train.demo.run import DEMO_TEACHER_TEMPLATE, DemoConfig, quick_config, run_demo, split_methods
+from sdpg_train.evaluation.report import fmt_pct, read_samples
+from sdpg_train.training.sft import (
     IGNORE_INDEX,
     SFTConfig,
     TeacherFormat,
@@ -27,7 +28,6 @@ from sdpg_train.sft import (
     example_ids,
     supervised_warm_start,
 )
-from sdpg_train.teacher import build_teacher_view
 
 FMT = TeacherFormat(template=DEMO_TEACHER_TEMPLATE, max_context_length=256)
 
@@ -202,7 +202,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
 
 
 def test_warm_key_tracks_what_the_warm_start_depends_on():
-    from sdpg_train.demo import warm_key
+    from sdpg_train.demo.run import warm_key
 
     cfg = DemoConfig(output_dir="x")
     assert warm_key(cfg) == warm_key(replace(cfg, seed=3, steps=5, learning_rate=1.0))  # RL settings: reuse

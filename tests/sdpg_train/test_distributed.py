@@ -17,8 +17,8 @@ WORKER = textwrap.dedent('''
     import json, sys
     import torch
     from sdpg_train.config import SDPGConfig
-    from sdpg_train.distributed import cleanup
-    from sdpg_train.trainer import SDPGTrainer
+    from sdpg_train.training.distributed import cleanup
+    from sdpg_train.training.trainer import SDPGTrainer
 
     out = sys.argv[1]
     cfg = SDPGConfig(model_name_or_path="tiny", device="cpu", num_prompts_per_step=1, num_generations=4,

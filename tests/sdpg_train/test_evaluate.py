@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdpg_train.evaluate import compute_metrics, evaluate, pass_at_k
-from sdpg_train.report import RESULTS_FILE, SAMPLES_FILE, SampleRecord, read_results
+from sdpg_train.evaluation.evaluate import compute_metrics, evaluate, pass_at_k
+from sdpg_train.evaluation.report import RESULTS_FILE, SAMPLES_FILE, SampleRecord, read_results
 
 REPO = Path(__file__).resolve().parents[2]
 ARITH = "sdpg/Arith-v0"

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from sdpg_train.head import HeadOutput, sdpg_head, sdpg_head_loss
-from sdpg_train.loss import sdpg_loss
+from sdpg_train.core.head import HeadOutput, sdpg_head, sdpg_head_loss
+from sdpg_train.methods.sdpg import sdpg_loss
 
 N, H = 29, 12
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from sdpg_train.config import SDPGConfig
-from sdpg_train.lora import AdapterDisabled
+from sdpg_train.core.lora import AdapterDisabled
 from sdpg_train.tiny import tiny_causal_lm
-from sdpg_train.trainer import SDPGTrainer
+from sdpg_train.training.trainer import SDPGTrainer
 
 
 def lora_cfg(tmp_path, name="run", **changes) -> SDPGConfig:

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from sdpg_train.head import sdpg_head
-from sdpg_train.loss import REF_KL_MODES, beta_schedule, policy_loss_dual_clip, ref_kl_surrogate, sdpg_loss
+from sdpg_train.core.head import sdpg_head
+from sdpg_train.methods.sdpg import REF_KL_MODES, beta_schedule, policy_loss_dual_clip, ref_kl_surrogate, sdpg_loss
 
 
 # --- β schedule -------------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sdpg_train.cli import main
-from sdpg_train.compare import read_metrics_jsonl
-from sdpg_train.plotting import STEP_KEYS, TIME_KEYS, plot_runs, series, smooth
+from sdpg_train.evaluation.compare import read_metrics_jsonl
+from sdpg_train.evaluation.plotting import STEP_KEYS, TIME_KEYS, plot_runs, series, smooth
 
 
 def _run(path: Path, rate: float, with_time: bool = True) -> Path:

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from sdpg_train.config import SDPGConfig
-from sdpg_train.model_io import is_checkpointing
+from sdpg_train.core.model_io import is_checkpointing
 from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm
-from sdpg_train.trainer import SDPGTrainer
+from sdpg_train.training.trainer import SDPGTrainer
 
 REWARDS = [[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.5, 0.0]]
 
@@ -93,7 +93,7 @@ def test_low_precision_params_is_validated():
 
 def _student_pass_stats(trainer, batch):
     """(bytes saved for backward outside checkpointed regions, gradients) of one student forward + backward."""
-    from sdpg_train.model_io import plan_step
+    from sdpg_train.core.model_io import plan_step
 
     mb = plan_step(batch, None, torch.zeros(len(batch)), num_mini_batches=1, max_tokens=4096, pad_id=0,
                    device="cpu")[0][0]

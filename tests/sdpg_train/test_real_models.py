@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from sdpg_train.config import SDPGConfig
-from sdpg_train.loss import sdpg_loss
-from sdpg_train.model_io import plan_step
-from sdpg_train.teacher import build_teacher_view
+from sdpg_train.core.model_io import plan_step
+from sdpg_train.core.teacher import build_teacher_view
+from sdpg_train.methods.sdpg import sdpg_loss
 from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm
-from sdpg_train.trainer import SDPGTrainer
+from sdpg_train.training.trainer import SDPGTrainer
 
 
 def _kl(zp: torch.Tensor, zq: torch.Tensor) -> torch.Tensor:

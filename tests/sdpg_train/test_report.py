@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdpg_train.evaluate import compute_metrics, evaluate
-from sdpg_train.report import (
+from sdpg_train.evaluation.evaluate import compute_metrics, evaluate
+from sdpg_train.evaluation.report import (
     RESULTS_FILE,
     SAMPLES_FILE,
     EvalReport,

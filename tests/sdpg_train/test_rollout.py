@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import sdpg_envs  # noqa: F401  (registers sdpg/*)
-from sdpg_train.rollout import (
+from sdpg_train.core.rollout import (
     EnvSource,
     choose_sources,
     collect_rollouts,

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from sdpg_envs.types import Problem, VerifierResult
-from sdpg_train.head import sdpg_head
-from sdpg_train.model_io import CompletionModel, build_view
-from sdpg_train.rollout import RolloutBatch, encode_prompt
-from sdpg_train.teacher import (
+from sdpg_train.core.head import sdpg_head
+from sdpg_train.core.model_io import CompletionModel, build_view
+from sdpg_train.core.rollout import RolloutBatch, encode_prompt
+from sdpg_train.core.teacher import (
     TRUNCATION_MARK,
     build_contexts,
     build_teacher_view,

@@ -13,7 +13,7 @@ import torch
 import sdpg_envs  # noqa: F401
 from sdpg_envs.types import Problem, VerifierResult
 from sdpg_train.config import SDPGConfig
-from sdpg_train.trainer import SDPGTrainer
+from sdpg_train.training.trainer import SDPGTrainer
 
 
 class ParityTask:
@@ -161,9 +161,9 @@ def test_trl_style_reward_funcs_and_dataset(tmp_path):
 @pytest.mark.timeout(120)
 def test_gated_samples_skip_the_teacher_without_changing_active_kl(tmp_path):
     """With gate_positive, samples with A <= 0 get no teacher view; the KL of the others is unchanged."""
-    from sdpg_train.head import sdpg_head
-    from sdpg_train.model_io import plan_step
-    from sdpg_train.teacher import build_teacher_view
+    from sdpg_train.core.head import sdpg_head
+    from sdpg_train.core.model_io import plan_step
+    from sdpg_train.core.teacher import build_teacher_view
 
     trainer = SDPGTrainer(env=[ParityTask()], args=tiny_cfg(tmp_path, gate_positive=True, max_steps=1))
     batch = trainer._rollout(1)
@@ -187,7 +187,7 @@ def test_gated_samples_skip_the_teacher_without_changing_active_kl(tmp_path):
 
 
 def test_report_to_backends_are_lazy_and_explain_missing_packages(tmp_path):
-    from sdpg_train.logging import make_logger
+    from sdpg_train.training.logging import make_logger
 
     try:
         import torch.utils.tensorboard  # noqa: F401
@@ -213,7 +213,7 @@ def test_report_to_backends_are_lazy_and_explain_missing_packages(tmp_path):
 def test_fused_head_matches_the_two_pass_head(tmp_path, monkeypatch, changes):
     """``fused_head`` (gradient formed inside the head's forward) == separate head + loss: same gradients and
     parameters after one step (≤ 1e-6 relative) and the same metrics, over several micro-batches and head chunks."""
-    import sdpg_train.trainer as trainer_mod
+    import sdpg_train.training.trainer as trainer_mod
 
     calls = []
     real = trainer_mod.sdpg_head_loss

@@ -22,9 +22,9 @@ import torch
 from learner_fixtures import ParitySource
 
 from sdpg_train.config import SDPGConfig
-from sdpg_train.rollout import encode_prompt
+from sdpg_train.core.rollout import encode_prompt
 from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm
-from sdpg_train.trainer import SDPGTrainer
+from sdpg_train.training.trainer import SDPGTrainer
 
 REPO = Path(__file__).resolve().parents[2]
 # group 1 has equal rewards (A = 0 for all its samples: no policy gradient, no distillation when gated)
@@ -178,9 +178,9 @@ DDP_WORKER = textwrap.dedent('''
     from learner_fixtures import fixed_batch, take
     from test_wiring import REWARDS, wiring_cfg
     from pathlib import Path
-    from sdpg_train.distributed import cleanup
+    from sdpg_train.training.distributed import cleanup
     from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm
-    from sdpg_train.trainer import SDPGTrainer
+    from sdpg_train.training.trainer import SDPGTrainer
 
     tok, out = byte_tokenizer(), Path(sys.argv[1])
     batch = fixed_batch(tok, REWARDS, length=5)
@@ -217,7 +217,7 @@ def test_ddp_loss_scale_matches_one_process_on_the_union_of_the_batches(tmp_path
 
 
 def test_the_loss_gate_excludes_zero_advantages():
-    from sdpg_train.loss import sdpg_loss
+    from sdpg_train.methods.sdpg import sdpg_loss
 
     adv = torch.tensor([0.0, 1.0, -1.0, 0.0])
     logp = torch.zeros(4, requires_grad=True)

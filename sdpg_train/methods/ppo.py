@@ -1,9 +1,10 @@
 """Pure loss functions of the baseline and sibling modes (``loss: ppo | rlsd | sdpo | opsd``); see docs/methods.md.
 
 Every function works on flat per-token tensors of one micro-batch (N completion tokens, row-major over the
-samples) or on padded (B, T) tensors where stated, returns ``(loss, stats)`` like :func:`sdpg_train.loss.sdpg_loss`
+samples) or on padded (B, T) tensors where stated, returns ``(loss, stats)`` like
+:func:`sdpg_train.methods.sdpg.sdpg_loss`
 (``loss/*`` stats are this call's contributions to the step's value, the others are means over the masked tokens)
-and never touches a model. The trainer wires them in ``trainer.compute_loss`` via :mod:`sdpg_train.modes`.
+and never touches a model. The trainer wires them in ``trainer.compute_loss`` via :mod:`sdpg_train.methods.base`.
 """
 
 from __future__ import annotations

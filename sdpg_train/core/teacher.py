@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from sdpg_envs.privileged import render_context
-from sdpg_train.rollout import RolloutBatch, encode_prompt
+from sdpg_train.core.rollout import RolloutBatch, encode_prompt
 
 _THINK = re.compile(r"<think>.*?</think>", flags=re.DOTALL)
 TRUNCATION_MARK = " … [context truncated]"
@@ -186,10 +186,10 @@ def make_teacher_and_ref(policy: nn.Module, kind: str, needs_ref: bool, frozen_d
     """(teacher, reference) modules: teacher None means live (the policy itself under no_grad).
 
     A ``base`` teacher and the reference are both the frozen initial model, so they share one copy. With LoRA
-    that copy is the policy itself with its adapters disabled (:class:`sdpg_train.lora.AdapterDisabled`), so no
+    that copy is the policy itself with its adapters disabled (:class:`sdpg_train.core.lora.AdapterDisabled`), so no
     second set of weights is held. ``frozen_dtype`` stores frozen copies in the compute dtype (mixed precision).
     """
-    from sdpg_train.lora import AdapterDisabled, is_peft
+    from sdpg_train.core.lora import AdapterDisabled, is_peft
 
     lora = is_peft(getattr(policy, "lm", policy))
     initial = (lambda: AdapterDisabled(policy)) if lora else (lambda: frozen_copy(policy, frozen_dtype))  # noqa: E731

@@ -18,19 +18,19 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from sdpg_train.advantages import group_advantages
-from sdpg_train.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint, seed_everything
 from sdpg_train.config import SDPGConfig
-from sdpg_train.distributed import all_reduce_sum, barrier, init_distributed, wrap_model
-from sdpg_train.head import HeadOutput, sdpg_head, sdpg_head_loss
-from sdpg_train.logging import make_logger, progress_postfix, step_metrics, write_samples
-from sdpg_train.lora import apply_lora
-from sdpg_train.loss import beta_schedule, sdpg_loss
-from sdpg_train.model_io import CompletionModel, MicroBatch, load_model_and_tokenizer, plan_step, sampled_logprobs
-from sdpg_train.modes import make_hooks, mode_loss
-from sdpg_train.precision import setup_precision
-from sdpg_train.rollout import DatasetSource, RolloutBatch, collect_rollouts, make_sources, pad_token_id
-from sdpg_train.teacher import build_teacher_view, ema_update_, make_teacher_and_ref
+from sdpg_train.core.advantages import group_advantages
+from sdpg_train.core.head import HeadOutput, sdpg_head, sdpg_head_loss
+from sdpg_train.core.lora import apply_lora
+from sdpg_train.core.model_io import CompletionModel, MicroBatch, load_model_and_tokenizer, plan_step, sampled_logprobs
+from sdpg_train.core.precision import setup_precision
+from sdpg_train.core.rollout import DatasetSource, RolloutBatch, collect_rollouts, make_sources, pad_token_id
+from sdpg_train.core.teacher import build_teacher_view, ema_update_, make_teacher_and_ref
+from sdpg_train.methods.base import make_hooks, mode_loss
+from sdpg_train.methods.sdpg import beta_schedule, sdpg_loss
+from sdpg_train.training.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint, seed_everything
+from sdpg_train.training.distributed import all_reduce_sum, barrier, init_distributed, wrap_model
+from sdpg_train.training.logging import make_logger, progress_postfix, step_metrics, write_samples
 
 FUSED_LOSSES = ("sdpg", "grpo", "rlsd")
 """Losses that are a sum of per-token terms of the head's outputs (each token's own values only), so they can run
@@ -325,7 +325,7 @@ class SDPGTrainer:
     def save_model(self, output_dir: str | Path) -> None:
         """``save_pretrained`` the model and tokenizer (rank 0); with LoRA the merged model (``lora_merge_on_save``)
         plus ``adapter/``."""
-        from sdpg_train.lora import is_peft, save_lora
+        from sdpg_train.core.lora import is_peft, save_lora
 
         if self.dist.is_main:
             if is_peft(self.policy.lm):

@@ -179,7 +179,7 @@ class LearnedVerifier:
         """Load a saved head; the featuriser is ``lm``/``tokenizer`` or re-loaded from the stored reference."""
         from safetensors.torch import load_model
 
-        from sdpg_train.model_io import load_model_and_tokenizer
+        from sdpg_train.core.model_io import load_model_and_tokenizer
 
         path = Path(path)
         if not (path / "verifier.json").is_file():
@@ -200,7 +200,7 @@ class LearnedRewardSource:
     """
 
     def __init__(self, env: Any, verifier: LearnedVerifier, name: str | None = None) -> None:
-        from sdpg_train.rollout import make_sources
+        from sdpg_train.core.rollout import make_sources
 
         self.inner = make_sources(env, [], {}, None)[0][0]
         self.verifier = verifier

@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sdpg_train.head import sdpg_head
-from sdpg_train.model_io import MicroBatch, build_view
-from sdpg_train.rollout import pad_token_id
+from sdpg_train.core.head import sdpg_head
+from sdpg_train.core.model_io import MicroBatch, build_view
+from sdpg_train.core.rollout import pad_token_id
 
 __all__ = ["ContextEncoder", "EncoderTeacher", "pooled_embeddings"]
 
@@ -132,7 +132,7 @@ class EncoderTeacher:
         if t.dist.enabled:  # every rank joins the collectives, even with nothing to train on
             import torch.distributed as tdist
 
-            from sdpg_train.distributed import all_reduce_sum
+            from sdpg_train.training.distributed import all_reduce_sum
 
             for g in grads:
                 tdist.all_reduce(g)

@@ -109,7 +109,7 @@ def save_checkpoint(
     tmp = Path(output_dir) / f".tmp-checkpoint-{step}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    from sdpg_train.lora import is_peft, save_lora
+    from sdpg_train.core.lora import is_peft, save_lora
 
     if is_peft(model):  # adapter/ (resume) + merged model.safetensors (from_pretrained-ready)
         save_lora(model, tmp, merge=lora_merge)
@@ -126,7 +126,7 @@ def save_checkpoint(
         from safetensors.torch import save_model
 
         save_model(ema_teacher, str(tmp / "teacher_ema.safetensors"))
-    for name, module in (extra_modules or {}).items():  # PPO value head, context encoder (sdpg_train.modes)
+    for name, module in (extra_modules or {}).items():  # PPO value head, context encoder (sdpg_train.methods.base)
         from safetensors.torch import save_model
 
         save_model(module, str(tmp / f"{name}.safetensors"))
@@ -186,7 +186,7 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Restore model (or LoRA adapter), optimizer, scheduler, EMA teacher, fp16 loss scale and this rank's RNG;
     returns the trainer state."""
-    from sdpg_train.lora import is_peft, load_lora
+    from sdpg_train.core.lora import is_peft, load_lora
 
     path = Path(path)
     if not (path / STATE_FILE).is_file():

@@ -1,7 +1,7 @@
 """The PPO value head: a scalar linear head on the policy's final hidden state (TRL ``ValueHead`` style).
 
 V(s_t) = w·h_t + b, where h_t is the final hidden state at the position that predicts completion token t (the
-same rows :class:`sdpg_train.model_io.CompletionModel` returns). The head runs in fp32 whatever the model dtype
+same rows :class:`sdpg_train.core.model_io.CompletionModel` returns). The head runs in fp32 whatever the model dtype
 and is saved with checkpoints as ``value_head.safetensors``.
 """
 

@@ -1,7 +1,8 @@
 """Evaluate a causal LM on any ``sdpg/*`` environment: pass@k, accuracy, compile-error rate, status histogram.
 
 ``evaluate`` samples ``samples`` completions for each of ``n`` problems (``env.problem_at(offset + i)``), scores
-them with the env's own verifier (``env.verify_batch``) and returns an :class:`~sdpg_train.report.EvalReport`.
+them with the env's own verifier (``env.verify_batch``) and returns an
+:class:`~sdpg_train.evaluation.report.EvalReport`.
 Problems are processed in fixed chunks, each generated under its own seed derived from ``seed`` and the chunk
 index, so results are deterministic and an interrupted run resumed from ``output_dir`` gives the same samples
 as an uninterrupted one. The caller's RNG state is left untouched.
@@ -22,8 +23,8 @@ from typing import Any
 from tqdm import tqdm
 
 from sdpg_envs.metrics import compile_error_rate, status_histogram
-from sdpg_train.generation import generate_batch, seeded
-from sdpg_train.report import (
+from sdpg_train.evaluation.generation import generate_batch, seeded
+from sdpg_train.evaluation.report import (
     CODE_STATUSES,
     RESULTS_FILE,
     SAMPLES_FILE,

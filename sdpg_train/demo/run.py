@@ -3,13 +3,13 @@
 Stages, each skipped when its outputs already exist (so an interrupted demo resumes):
 
 1. ``warmstart/``: a tiny Qwen2-style model with the byte tokenizer, trained by supervised warm start
-   (:mod:`sdpg_train.sft`) on ``sdpg/Arith-v0`` and ``sdpg/PyFunc-v0``, part of it in the teacher view.
+   (:mod:`sdpg_train.training.sft`) on ``sdpg/Arith-v0`` and ``sdpg/PyFunc-v0``, part of it in the teacher view.
 2. ``warmstart/eval/<env>`` and ``warmstart/eval-teacher/<env>``: held-out (``split="test"``) evaluation of the
    student view and of the teacher view (privileged context in the prompt) -> the teacher-vs-student gap.
 3. ``runs/<method>/``: one ``SDPGTrainer`` run per method from the same checkpoint, with the same seed (so the
    same prompts at every step), prompts per step, generations and steps; ``runs/<method>/eval/<env>`` its
    held-out evaluation. Methods run in parallel worker processes, one torch thread each.
-4. ``report.md``, ``report.json`` and ``curves.png`` (:mod:`sdpg_train.demo_report`).
+4. ``report.md``, ``report.json`` and ``curves.png`` (:mod:`sdpg_train.demo.report`).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import torch
 from tqdm.auto import tqdm
 
 from sdpg_train.config import LOSSES, SDPGConfig
-from sdpg_train.sft import SFTConfig, TeacherFormat, TeacherViewEnv, supervised_warm_start
+from sdpg_train.demo.report import EVAL_DIR, RUNS_DIR, TEACHER_EVAL_DIR, WARM_DIR, env_slug, write_report
+from sdpg_train.training.sft import SFTConfig, TeacherFormat, TeacherViewEnv, supervised_warm_start
 
 ARITH_ID, PYFUNC_ID = "sdpg/Arith-v0", "sdpg/PyFunc-v0"
 DEMO_TEACHER_TEMPLATE = "{prompt}\n\n[Privileged information]\n{context}"
 """A short teacher template (byte-level tokens are expensive on CPU); the warm start and the trainer share it."""
-WARM_DIR, RUNS_DIR, EVAL_DIR, TEACHER_EVAL_DIR = "warmstart", "runs", "eval", "eval-teacher"
 SFT_FILE = "sft.json"
 
 
@@ -130,14 +130,10 @@ def teacher_format(cfg: DemoConfig) -> TeacherFormat:
     return TeacherFormat(c.teacher_template, c.max_context_length, c.chat_template_kwargs or None)
 
 
-def env_slug(env_id: str) -> str:
-    return env_id.replace("sdpg/", "").replace("/", "-")
-
-
 def evaluate_all(model, tokenizer, envs: dict[str, Any], cfg: DemoConfig, out: Path, *,
                  teacher: bool = False, progress: bool = True) -> dict[str, dict[str, Any]]:
     """Evaluate ``model`` on every held-out env (optionally in the teacher view) -> ``{env_id: metrics}``."""
-    from sdpg_train.evaluate import evaluate
+    from sdpg_train.evaluation.evaluate import evaluate
 
     fmt = teacher_format(cfg)
     results = {}
@@ -220,7 +216,7 @@ def stage_warm_eval(cfg: DemoConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def train_method(cfg: DemoConfig, method: str) -> dict[str, Any]:
     """Train one method from the warm start (unless already finished) and evaluate it; runs in a worker."""
-    from sdpg_train.trainer import SDPGTrainer
+    from sdpg_train.training.trainer import SDPGTrainer
 
     torch.set_num_threads(1)
     run = Path(cfg.output_dir) / RUNS_DIR / method
@@ -281,7 +277,6 @@ def stage_train(cfg: DemoConfig, methods: list[str]) -> dict[str, dict[str, Any]
 
 def run_demo(cfg: DemoConfig) -> Path:
     """Run (or resume) every stage and write the report; returns the path of ``report.md``."""
-    from sdpg_train.demo_report import write_report
 
     runnable, missing = split_methods(cfg)
     if not runnable:

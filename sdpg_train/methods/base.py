@@ -1,5 +1,5 @@
 """Per-loss extensions of the one learner: what ``ppo``, ``rlsd``, ``sdpo``, ``opsd`` (and the ``encoder`` teacher)
-add to :class:`sdpg_train.trainer.SDPGTrainer`, as hooks the trainer calls at fixed points of a step.
+add to :class:`sdpg_train.training.trainer.SDPGTrainer`, as hooks the trainer calls at fixed points of a step.
 
 * ``teacher_active``  which samples get a teacher view (sdpg: the A > 0 gate; sdpo/opsd: samples with a context);
 * ``prepare``         after the old/ref log-prob pass: PPO's rollout values + GAE, RLSD's teacher log-probs;
@@ -7,7 +7,7 @@ add to :class:`sdpg_train.trainer.SDPGTrainer`, as hooks the trainer calls at fi
 * ``loss_inputs``     extra per-token tensors for ``trainer.compute_loss`` (values, divergences);
 * ``after_step``      the encoder's own objective.
 
-The loss math itself is pure (:mod:`sdpg_train.losses_baselines`); :func:`mode_loss` maps a micro-batch onto it.
+The loss math itself is pure (:mod:`sdpg_train.methods.ppo`); :func:`mode_loss` maps a micro-batch onto it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from sdpg_train.config import TEACHER_LOSSES, SDPGConfig
-from sdpg_train.head import sdpg_head
-from sdpg_train.loss import sdpg_loss
-from sdpg_train.losses_baselines import (
+from sdpg_train.core.head import sdpg_head
+from sdpg_train.core.model_io import MicroBatch, sampled_logprobs
+from sdpg_train.core.teacher import build_contexts
+from sdpg_train.core.value_head import ValueHead
+from sdpg_train.methods.ppo import (
     distill_divergence,
     gae,
     masked_whiten,
@@ -32,9 +34,7 @@ from sdpg_train.losses_baselines import (
     rlsd_lambda,
     sdpo_loss,
 )
-from sdpg_train.model_io import MicroBatch, sampled_logprobs
-from sdpg_train.teacher import build_contexts
-from sdpg_train.value_head import ValueHead
+from sdpg_train.methods.sdpg import sdpg_loss
 
 __all__ = ["ModeHooks", "PPOHooks", "RLSDHooks", "DistillHooks", "make_hooks", "mode_loss", "chunked_divergence"]
 
@@ -57,7 +57,7 @@ class ModeHooks:
         self.trainer, self.args = trainer, trainer.args
         self.encoder = None
         if self.args.teacher_model_kind == "encoder":
-            from sdpg_train.context_encoder import EncoderTeacher
+            from sdpg_train.core.context_encoder import EncoderTeacher
 
             self.encoder = EncoderTeacher.for_trainer(trainer)
 
@@ -198,7 +198,7 @@ class DistillHooks(ModeHooks):
         return [bool(c.strip()) and g for c, g in zip(ctx, gate)]
 
     def prepare(self, batch: Any, tview: Any, minis: list[list[MicroBatch]], step: int) -> dict[str, float]:
-        from sdpg_train.distributed import all_reduce_sum
+        from sdpg_train.training.distributed import all_reduce_sum
 
         super().prepare(batch, tview, minis, step)
         for mini in minis:

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sdpg_train.head import HeadOutput, sdpg_head
-from sdpg_train.rollout import RolloutBatch, left_pad, right_pad
+from sdpg_train.core.head import HeadOutput, sdpg_head
+from sdpg_train.core.rollout import RolloutBatch, left_pad, right_pad
 
 
 @dataclass
@@ -72,7 +72,7 @@ class CompletionModel(nn.Module):
 
     Being an ``nn.Module`` whose forward is the whole trainable computation, it can be wrapped in DDP or FSDP2.
     ``compute_dtype`` (bf16/fp16, or None for fp32) runs the decoder under ``torch.autocast`` in that dtype
-    (:mod:`sdpg_train.precision`); a PEFT (LoRA) model is run through its backbone with the adapters in place.
+    (:mod:`sdpg_train.core.precision`); a PEFT (LoRA) model is run through its backbone with the adapters in place.
     """
 
     def __init__(self, lm: nn.Module, compute_dtype: torch.dtype | None = None) -> None:
@@ -170,7 +170,7 @@ class MicroBatch:
     old_logp: Tensor | None = None  # (Ntok,) filled once per step
     ref_logp: Tensor | None = None  # (Ntok,) filled once per step when a reference model is used
     teacher_tokens: Tensor | None = None  # (Ntok,) bool: tokens the teacher view covers (None: all, if any)
-    extra: dict = field(default_factory=dict)  # mode-specific per-token tensors (sdpg_train.modes: values, returns…)
+    extra: dict = field(default_factory=dict)  # method-specific per-token tensors (PPO values, returns…)
 
     @property
     def num_tokens(self) -> int:
@@ -217,11 +217,11 @@ def load_model_and_tokenizer(model: Any, processing_class: Any, *, name_or_path:
     """Resolve the trainer's ``model`` argument (instance, hub id, path or ``"tiny"``) and its tokenizer.
 
     Models loaded by name come in fp32 (master weights) unless ``low_precision_params`` (then in ``dtype``);
-    ``dtype="auto"`` keeps the checkpoint's dtype for :func:`sdpg_train.precision.setup_precision` to read.
+    ``dtype="auto"`` keeps the checkpoint's dtype for :func:`sdpg_train.core.precision.setup_precision` to read.
     The model is put in train mode (Hugging Face activation checkpointing only runs in train mode; models from
     ``from_pretrained`` start in eval mode) with dropout off unless ``disable_dropout=False``.
     """
-    from sdpg_train.precision import load_dtype
+    from sdpg_train.core.precision import load_dtype
     from sdpg_train.tiny import byte_tokenizer, load_tokenizer, tiny_causal_lm
 
     name = str(model) if isinstance(model, (str, Path)) else (name_or_path if model is None else None)

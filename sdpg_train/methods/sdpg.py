@@ -6,7 +6,7 @@ a boolean ``mask`` (N,) that is False on padding and tool tokens. For one token 
     ℓ_t = ℓ^pg_t + β(k) · g_i · min(KL_t, clamp) + α · f_mode(log w_t) [+ α · KL_ref_full_t]
 
 * ℓ^pg: dual-clip PPO surrogate (:func:`policy_loss_dual_clip`);
-* KL_t = KL(p_t || SG q_t) over the full vocabulary (from :func:`sdpg_train.head.sdpg_head`), g_i = 1[A_i > 0]
+* KL_t = KL(p_t || SG q_t) over the full vocabulary (from :func:`sdpg_train.core.head.sdpg_head`), g_i = 1[A_i > 0]
   when gating is on;
 * log w_t = log π_θ(y_t) − log π_ref(y_t), f_mode one of :data:`REF_KL_MODES` (:func:`ref_kl_surrogate`);
 * loss = Σ_{masked t} ℓ_t / num_tokens, num_tokens = the global count of completion tokens in the optimizer

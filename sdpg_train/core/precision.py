@@ -8,7 +8,7 @@ memory, same forward numerics under autocast). ``low_precision_params: true`` ke
 bf16 — the only choice when memory forces it, and it warns: AdamW updates below bf16's resolution (2^-8
 relative, i.e. most updates at a learning rate of 1e-6) are rounded away.
 
-The LM head and the loss always accumulate in fp32 (:mod:`sdpg_train.head`).
+The LM head and the loss always accumulate in fp32 (:mod:`sdpg_train.core.head`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdpg_train.report import CODE_STATUSES, RESULTS_FILE, fmt_pct, read_results
+from sdpg_train.evaluation.report import CODE_STATUSES, RESULTS_FILE, fmt_pct, read_results
 
 METRICS_FILE = "metrics.jsonl"
 ELAPSED_KEY = "time/elapsed_s"

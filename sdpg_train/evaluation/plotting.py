@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sdpg_train.compare import METRICS_FILE, read_metrics_jsonl
+from sdpg_train.evaluation.compare import METRICS_FILE, read_metrics_jsonl
 
 PANELS: dict[str, tuple[str, ...]] = {
     "reward": ("reward", "reward/mean", "rewards/mean"),

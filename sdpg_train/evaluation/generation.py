@@ -1,7 +1,7 @@
 """Batched generation for evaluation, sharing the trainer's prompt encoding and completion trimming.
 
-Prompts go through :func:`sdpg_train.rollout.encode_prompt` (chat template when the tokenizer has one, no special
-tokens) and completions through :func:`sdpg_train.rollout.trim_completion`, so an evaluated completion is cut
+Prompts go through :func:`sdpg_train.core.rollout.encode_prompt` (chat template when the tokenizer has one, no special
+tokens) and completions through :func:`sdpg_train.core.rollout.trim_completion`, so an evaluated completion is cut
 exactly as a training rollout would be. Unlike the rollout sampler this also decodes greedily
 (``temperature == 0``), the usual setting for pass@1.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from sdpg_train.rollout import encode_prompt, eos_token_ids, left_pad, pad_token_id, trim_completion
+from sdpg_train.core.rollout import encode_prompt, eos_token_ids, left_pad, pad_token_id, trim_completion
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sdpg_train.compare import headline_line, read_metrics_jsonl
-from sdpg_train.report import fmt_pct, write_json_atomic, write_text_atomic
+from sdpg_train.evaluation.compare import headline_line, read_metrics_jsonl
+from sdpg_train.evaluation.report import fmt_pct, write_json_atomic, write_text_atomic
 
 REPORT_FORMAT = "sdpg-demo/1"
 WINDOW = 5
@@ -25,6 +25,12 @@ WARM_LABEL = "warm start"
 MIN_GAIN = 0.02
 """Smallest gain over the start that the automatic threshold asks for (2 points of pass rate)."""
 _PER_ENV = re.compile(r"rewards/.+/mean")
+WARM_DIR, RUNS_DIR, EVAL_DIR, TEACHER_EVAL_DIR = "warmstart", "runs", "eval", "eval-teacher"
+"""Sub-folders of a demo folder (written by :mod:`sdpg_train.demo.run`, read here)."""
+
+
+def env_slug(env_id: str) -> str:
+    return env_id.replace("sdpg/", "").replace("/", "-")
 
 
 def moving_average(values: Sequence[float], window: int = WINDOW) -> list[float]:
@@ -77,8 +83,6 @@ def _eval_entry(metrics: dict[str, Any], path: Path, root: Path) -> dict[str, An
 def collect(cfg: Any, *, sft: dict, warm: dict, teacher: dict, methods: dict, missing: list[str],
             timings: dict[str, float]) -> dict[str, Any]:
     """Assemble ``report.json``'s content from the stage outputs."""
-    from sdpg_train.demo import EVAL_DIR, RUNS_DIR, TEACHER_EVAL_DIR, WARM_DIR, env_slug
-
     root = Path(cfg.output_dir)
     evals: dict[str, dict[str, Any]] = {WARM_LABEL: {}}
     gap: dict[str, dict[str, float]] = {}
@@ -197,8 +201,7 @@ def _results_table(rep: dict[str, Any], envs: list[str], code_envs: list[str]) -
 def write_report(cfg: Any, *, sft: dict, warm: dict, teacher: dict, methods: dict, missing: list[str],
                  timings: dict[str, float]) -> Path:
     """Write ``report.json``, ``report.md`` and ``curves.png`` into the demo folder; returns ``report.md``."""
-    from sdpg_train.demo import RUNS_DIR
-    from sdpg_train.plotting import plot_runs
+    from sdpg_train.evaluation.plotting import plot_runs
 
     root = Path(cfg.output_dir)
     rep = collect(cfg, sft=sft, warm=warm, teacher=teacher, methods=methods, missing=missing, timings=timings)

@@ -1,13 +1,13 @@
 """Supervised warm start on procedural tasks: prompt → gold completion, loss on completion tokens only.
 
 A fraction of the examples show the problem in the trainer's *teacher view* — the same ``teacher_template``,
-the same privileged context (``env.build_context``, stripped and truncated exactly as ``sdpg_train.teacher``
+the same privileged context (``env.build_context``, stripped and truncated exactly as ``sdpg_train.core.teacher``
 does) and the same chat template — so after the warm start the model can use privileged context, and the
 self-teacher of SDPG is better than the student. :class:`TeacherViewEnv` presents held-out problems in that
-view so ``sdpg_train.evaluate.evaluate`` can measure the teacher-vs-student gap.
+view so ``sdpg_train.evaluation.evaluate.evaluate`` can measure the teacher-vs-student gap.
 
-Exactness: the teacher-view prompt ids are built by :func:`sdpg_train.teacher.teacher_prompt_ids` on the
-context of :func:`sdpg_train.teacher.truncate_context`; this matches the trainer's teacher view whenever the
+Exactness: the teacher-view prompt ids are built by :func:`sdpg_train.core.teacher.teacher_prompt_ids` on the
+context of :func:`sdpg_train.core.teacher.truncate_context`; this matches the trainer's teacher view whenever the
 env's context does not depend on the attempt (``context="reference"``, what the demo uses). With a context
 that includes verifier feedback, the warm start shows the reference part only.
 """
@@ -26,8 +26,8 @@ import torch
 from tqdm.auto import tqdm
 
 from sdpg_train.config import DEFAULT_TEACHER_TEMPLATE
-from sdpg_train.rollout import encode_prompt, pad_token_id
-from sdpg_train.teacher import teacher_prompt_ids, truncate_context
+from sdpg_train.core.rollout import encode_prompt, pad_token_id
+from sdpg_train.core.teacher import teacher_prompt_ids, truncate_context
 
 IGNORE_INDEX = -100
 
