@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LOSSES = ("sdpg", "grpo", "ppo", "rlsd", "sdpo", "opsd")
-"""Losses this trainer dispatches on (``trainer.compute_loss`` is the single dispatch point)."""
+from sdpg_train.methods import BUILTIN_METHODS, get_method, method_names
+
+LOSSES = tuple(BUILTIN_METHODS)
+"""The built-in methods (``sdpg_train/methods/``); ``loss`` also accepts registered ones (:func:`method_names`)."""
 KL_MODES = ("urkl", "ufkl", "rkl", "fkl", "k1", "k3")
 CONTEXT_SOURCES = ("env", "reference", "feedback", "sibling", "sibling_else_feedback")
 TEACHER_KINDS = ("live", "ema", "base", "encoder")
-TEACHER_LOSSES = ("rlsd", "sdpo", "opsd")
-"""Losses that always build a teacher view (sdpg builds one only while β > 0)."""
 DIVERGENCES = ("full", "topk", "sampled")
 REPORT_BACKENDS = ("jsonl", "tensorboard", "wandb", "none")
 DEFAULT_TEACHER_TEMPLATE = (
@@ -119,7 +119,8 @@ class SDPGConfig:
     # ------------------------------------------------------------------ algorithm
     loss: str = "sdpg"
     """sdpg (PPO dual-clip + β·KL(student‖SG teacher) + α·reference term) | grpo (the same with β = 0, no teacher) |
-    ppo (value head + GAE) | rlsd | sdpo | opsd (sibling methods); see docs/methods.md."""
+    ppo (value head + GAE) | rlsd | sdpo | opsd (sibling methods) | a method registered with
+    ``sdpg_train.methods.register_method``; see docs/methods.md."""
     beta: float = 1e-3
     """β_base: weight of the full-vocabulary distillation KL."""
     beta_warmup_steps: int = 0
@@ -259,13 +260,13 @@ class SDPGConfig:
 
     @property
     def effective_beta_base(self) -> float:
-        """β_base used by the loss (0 for every loss but sdpg)."""
-        return self.beta if self.loss == "sdpg" else 0.0
+        """β_base used by the loss (the method's, ``Method.beta_base``: ``beta`` for sdpg, 0 for the others)."""
+        return get_method(self.loss).beta_base(self)
 
     @property
     def needs_teacher(self) -> bool:
-        """Whether a teacher forward runs (β > 0, or a loss that always uses the teacher)."""
-        return self.effective_beta_base > 0 or self.loss in TEACHER_LOSSES
+        """Whether a teacher forward runs (β > 0, or a method that always uses the teacher)."""
+        return get_method(self.loss).needs_teacher(self)
 
     def head_chunk_for(self, vocab_size: int, device_type: str = "cpu") -> int:
         """The head's chunk size for an LM head of ``vocab_size`` rows (resolves ``head_chunk_size=0``)."""
@@ -276,10 +277,9 @@ class SDPGConfig:
 
     @property
     def needs_ref(self) -> bool:
-        """Whether a frozen reference model is kept: α > 0 (sdpg/grpo), kl_coef > 0 (ppo); never for rlsd/sdpo/opsd."""
-        if self.loss == "ppo":
-            return self.kl_coef > 0
-        return self.alpha > 0 and self.loss in ("sdpg", "grpo")
+        """Whether a frozen reference model is kept (the method's ``needs_ref``): α > 0 (sdpg/grpo), kl_coef > 0
+        (ppo); never for rlsd/sdpo/opsd."""
+        return get_method(self.loss).needs_ref(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict copy (JSON/YAML serialisable)."""
@@ -411,7 +411,9 @@ def _check(cond: bool, msg: str) -> None:
 
 
 def _validate(c: SDPGConfig) -> None:
-    _check(c.loss in LOSSES, f"loss must be one of {LOSSES}, got {c.loss!r}")
+    names = method_names()
+    _check(c.loss in names, f"loss must be one of {names}, got {c.loss!r} (your own method: "
+                            "sdpg_train.methods.register_method, docs/methods.md)")
     _check(c.kl_mode in KL_MODES, f"kl_mode must be one of {KL_MODES}, got {c.kl_mode!r}")
     _check(c.teacher_model_kind in TEACHER_KINDS, f"teacher_model_kind must be one of {TEACHER_KINDS}")
     _check(c.advantage_scale in ("group", "batch", "none"), "advantage_scale must be group, batch or none")
@@ -451,7 +453,7 @@ def _validate(c: SDPGConfig) -> None:
     _check(c.save_total_limit is None or c.save_total_limit >= 1, "save_total_limit must be ≥ 1 or None")
     for key in ("{prompt}", "{context}"):
         _check(key in c.teacher_template, f"teacher_template must contain {key}")
-    if (c.loss == "sdpg" and c.beta > 0) or c.loss in TEACHER_LOSSES:
+    if c.needs_teacher:
         _check(len(c.context_sources) >= 1, f"loss={c.loss} needs at least one context source")
     _validate_modes(c)
 
@@ -468,11 +470,9 @@ def _validate_modes(c: SDPGConfig) -> None:
     _check(c.distill_estimator in DIVERGENCES, f"distill_estimator must be one of {DIVERGENCES}")
     _check(c.distill_topk >= 1 and c.encoder_num_prefix >= 1 and c.encoder_hidden_size >= 1,
            "distill_topk, encoder_num_prefix and encoder_hidden_size must be ≥ 1")
-    if c.loss in ("sdpo", "opsd") and c.distill_estimator == "sampled":
-        _check(c.distill_alpha == 1.0, "distill_estimator=sampled estimates reverse KL only: set distill_alpha 1")
     if c.teacher_model_kind == "encoder":
-        _check(c.loss in TEACHER_LOSSES or (c.loss == "sdpg" and c.beta > 0),
-               "teacher_model_kind=encoder needs a teacher: loss sdpg (beta > 0), rlsd, sdpo or opsd")
+        _check(c.needs_teacher, "teacher_model_kind=encoder needs a teacher: loss sdpg (beta > 0), rlsd, sdpo or opsd")
+    get_method(c.loss).validate(c)
 
 
 def _field_docs() -> dict[str, str]:

@@ -26,8 +26,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from sdpg_train.config import LOSSES, SDPGConfig
+from sdpg_train.config import SDPGConfig
 from sdpg_train.demo.report import EVAL_DIR, RUNS_DIR, TEACHER_EVAL_DIR, WARM_DIR, env_slug, write_report
+from sdpg_train.methods import method_names
 from sdpg_train.training.sft import SFTConfig, TeacherFormat, TeacherViewEnv, supervised_warm_start
 
 ARITH_ID, PYFUNC_ID = "sdpg/Arith-v0", "sdpg/PyFunc-v0"
@@ -91,7 +92,7 @@ def quick_config(output_dir: str, **overrides: Any) -> DemoConfig:
 
 def split_methods(cfg: DemoConfig) -> tuple[list[str], list[str]]:
     """``(runnable, missing)``: methods whose loss ``SDPGConfig`` accepts in this build, and the others."""
-    runnable = [m for m in cfg.methods if cfg.loss_of(m) in LOSSES]
+    runnable = [m for m in cfg.methods if cfg.loss_of(m) in method_names()]
     return runnable, [m for m in cfg.methods if m not in runnable]
 
 
@@ -280,7 +281,8 @@ def run_demo(cfg: DemoConfig) -> Path:
 
     runnable, missing = split_methods(cfg)
     if not runnable:
-        raise ValueError(f"none of the methods {list(cfg.methods)} is a loss this build supports ({list(LOSSES)})")
+        raise ValueError(f"none of the methods {list(cfg.methods)} is a loss this build supports "
+                         f"({list(method_names())})")
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "demo_config.json").write_text(json.dumps(asdict(cfg), indent=1, default=str))

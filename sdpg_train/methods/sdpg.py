@@ -1,4 +1,5 @@
-"""The SDPG per-token loss as pure functions: tensors in, ``(loss, stats)`` out (spec §3.2-3.6, §11).
+"""SDPG: the method (:class:`SDPG`) and its per-token loss as pure functions: tensors in, ``(loss, stats)`` out
+(spec §3.2-3.6, §11).
 
 All per-token tensors are flattened over the micro-batch: (N,) with N = number of completion positions, plus
 a boolean ``mask`` (N,) that is False on padding and tool tokens. For one token t of completion i:
@@ -12,15 +13,26 @@ a boolean ``mask`` (N,) that is False on padding and tool tokens. For one token 
 * loss = Σ_{masked t} ℓ_t / num_tokens, num_tokens = the global count of completion tokens in the optimizer
   step (all micro-batches and accumulation steps), so the gradient does not depend on how tokens are split.
 
-GRPO is this loss with ``beta=0`` (and usually ``alpha=0``).
+GRPO is this loss with ``beta=0`` (and usually ``alpha=0``): :mod:`sdpg_train.methods.grpo`.
+
+Needs: a teacher view while β > 0 (the teacher is the policy itself, or an EMA/base copy), a frozen reference
+model when α > 0, no value head.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import Tensor
 
-__all__ = ["REF_KL_MODES", "beta_schedule", "policy_loss_dual_clip", "ref_kl_surrogate", "sdpg_loss"]
+from sdpg_train.methods.base import Method
+
+if TYPE_CHECKING:
+    from sdpg_train.config import SDPGConfig
+    from sdpg_train.core.model_io import MicroBatch
+
+__all__ = ["REF_KL_MODES", "SDPG", "beta_schedule", "policy_loss_dual_clip", "ref_kl_surrogate", "sdpg_loss"]
 
 REF_KL_MODES = ("fkl", "rkl", "ufkl", "urkl", "k1", "k3")
 
@@ -260,3 +272,32 @@ def _stats(mask, count, denom, pg, distill, ref_term, clip, gate, kl_teacher, kl
     out = dict(zip(keys, floats))
     out["tokens"] = float(count)
     return out
+
+
+class SDPG(Method):
+    """SDPG: PPO dual-clip + β(k)·KL(student‖SG teacher) over the full vocabulary + α·reference term."""
+
+    token_separable = True
+
+    @classmethod
+    def beta_base(cls, cfg: SDPGConfig) -> float:
+        return cfg.beta
+
+    @classmethod
+    def needs_ref(cls, cfg: SDPGConfig) -> bool:
+        return cfg.alpha > 0
+
+    @classmethod
+    def compute_loss(cls, cfg: SDPGConfig, out: Any, mb: MicroBatch, beta: float, num_tokens: float,
+                     **extra: Any) -> tuple[Tensor, dict[str, float]]:
+        old_logp = out.logp.detach() if mb.old_logp is None else mb.old_logp
+        kl_teacher = out.kl_teacher
+        if kl_teacher is None and beta > 0:  # no sample of this micro-batch passed the gate: nothing to distil
+            kl_teacher = torch.zeros_like(out.logp)
+        return sdpg_loss(
+            out.logp, old_logp, mb.advantages, mb.mask, kl_teacher=kl_teacher,
+            ref_logp=None if cfg.full_ref_kl else mb.ref_logp, kl_ref_full=out.kl_ref, beta=beta,
+            alpha=cfg.alpha, kl_mode=cfg.kl_mode, gate_positive=cfg.gate_positive, clip_low=cfg.clip_low,
+            clip_high=cfg.clip_high, dual_clip_c=cfg.dual_clip_c, kl_clamp=cfg.kl_clamp,
+            log_ratio_clamp=cfg.log_ratio_clamp, num_tokens=num_tokens,
+        )

@@ -1,9 +1,11 @@
-"""``SDPGTrainer``: the SDPG (and GRPO) training loop, readable top to bottom.
+"""``SDPGTrainer``: the training loop, readable top to bottom, the same for every method.
 
 One step (:meth:`SDPGTrainer.step`): rollout → advantages → teacher view → old/ref log-probs → for each
-micro-batch: teacher forward (no grad), student forward, loss, backward → optimizer step → log. Everything
-else lives in its own module: ``rollout``, ``advantages``, ``teacher``, ``model_io`` + ``head``, ``loss``,
-``checkpoint``, ``logging``, ``distributed``.
+micro-batch: teacher forward (no grad), student forward, loss, backward → optimizer step → log. What differs
+between methods (SDPG, GRPO, PPO, ...) is the :class:`~sdpg_train.methods.base.Method` of ``args.loss``
+(``sdpg_train/methods/``): its declarations and hooks, and its loss. Everything else lives in its own module:
+``core.rollout``, ``core.advantages``, ``core.teacher``, ``core.model_io`` + ``core.head``, ``training.checkpoint``,
+``training.logging``, ``training.distributed``.
 """
 
 from __future__ import annotations
@@ -26,38 +28,19 @@ from sdpg_train.core.model_io import CompletionModel, MicroBatch, load_model_and
 from sdpg_train.core.precision import setup_precision
 from sdpg_train.core.rollout import DatasetSource, RolloutBatch, collect_rollouts, make_sources, pad_token_id
 from sdpg_train.core.teacher import build_teacher_view, ema_update_, make_teacher_and_ref
-from sdpg_train.methods.base import make_hooks, mode_loss
-from sdpg_train.methods.sdpg import beta_schedule, sdpg_loss
+from sdpg_train.methods import get_method
+from sdpg_train.methods.base import Method
+from sdpg_train.methods.sdpg import beta_schedule
 from sdpg_train.training.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint, seed_everything
 from sdpg_train.training.distributed import all_reduce_sum, barrier, init_distributed, wrap_model
 from sdpg_train.training.logging import make_logger, progress_postfix, step_metrics, write_samples
 
-FUSED_LOSSES = ("sdpg", "grpo", "rlsd")
-"""Losses that are a sum of per-token terms of the head's outputs (each token's own values only), so they can run
-chunk by chunk inside :func:`sdpg_head_loss` (``fused_head``). PPO adds a value loss through its own head, and
-SDPO/OPSD may use a divergence computed outside the head: they keep the two-pass path."""
-
 
 def compute_loss(cfg: SDPGConfig, out, mb: MicroBatch, beta: float, num_tokens: float, **extra: Any):
-    """The single loss dispatch point: per-token head outputs of one micro-batch -> (loss, stats).
-
-    ``extra`` carries mode-specific per-token tensors from ``ModeHooks.loss_inputs`` (PPO values, divergences).
-    """
-    if cfg.loss in ("sdpg", "grpo"):
-        old_logp = out.logp.detach() if mb.old_logp is None else mb.old_logp
-        kl_teacher = out.kl_teacher
-        if kl_teacher is None and beta > 0:  # no sample of this micro-batch passed the gate: nothing to distil
-            kl_teacher = torch.zeros_like(out.logp)
-        return sdpg_loss(
-            out.logp, old_logp, mb.advantages, mb.mask, kl_teacher=kl_teacher,
-            ref_logp=None if cfg.full_ref_kl else mb.ref_logp, kl_ref_full=out.kl_ref, beta=beta,
-            alpha=cfg.alpha, kl_mode=cfg.kl_mode, gate_positive=cfg.gate_positive, clip_low=cfg.clip_low,
-            clip_high=cfg.clip_high, dual_clip_c=cfg.dual_clip_c, kl_clamp=cfg.kl_clamp,
-            log_ratio_clamp=cfg.log_ratio_clamp, num_tokens=num_tokens,
-        )
-    if cfg.loss in ("ppo", "rlsd", "sdpo", "opsd"):  # baselines and sibling methods (docs/methods.md)
-        return mode_loss(cfg, out, mb, num_tokens, **extra)
-    raise ValueError(f"unknown loss {cfg.loss!r}")
+    """The single loss dispatch point: per-token head outputs of one micro-batch -> (loss, stats), by the method of
+    ``cfg.loss`` (:meth:`Method.compute_loss`). ``extra`` carries the method's per-token tensors from
+    :meth:`Method.loss_inputs` (PPO values, divergences)."""
+    return get_method(cfg.loss).compute_loss(cfg, out, mb, beta, num_tokens, **extra)
 
 
 class SDPGTrainer:
@@ -98,8 +81,8 @@ class SDPGTrainer:
             self.sources, self.weights = [DatasetSource(train_dataset, reward_funcs)], [1.0]
         else:
             self.sources, self.weights = make_sources(env, args.env_ids, args.env_kwargs, args.env_weights)
-        self.hooks = make_hooks(self)  # per-loss extensions: value head, RLSD/SDPO teacher passes, encoder teacher
-        self.optimizer, self.scheduler = make_optimizer(self.policy, args, self.hooks.extra_parameters())
+        self.method: Method = get_method(args.loss)(self)  # value head, RLSD/SDPO teacher passes, encoder teacher
+        self.optimizer, self.scheduler = make_optimizer(self.policy, args, self.method.extra_parameters())
         self.pad_id = pad_token_id(self.tokenizer)
         self.output_dir = Path(args.output_dir or _default_run_dir(args, self.sources))
         self.global_step = 0
@@ -155,12 +138,12 @@ class SDPGTrainer:
         adv, adv_stats = group_advantages(batch.rewards, batch.group_size, scale=args.advantage_scale)
         # 3. teacher view: template(privileged context, prompt) ++ the exact completion ids
         tview = None
-        if self.hooks.needs_teacher_view(beta):  # with gate_positive only samples with A > 0 need a teacher
+        if self.method.needs_teacher_view(beta):  # with gate_positive only samples with A > 0 need a teacher
             tview = build_teacher_view(
                 self.tokenizer, batch, sources=args.context_sources, template=args.teacher_template,
                 max_context_length=args.max_context_length, success_threshold=args.success_reward_threshold,
                 chat_template_kwargs=args.chat_template_kwargs,
-                active=self.hooks.teacher_active(batch, adv))
+                active=self.method.teacher_active(batch, adv))
         minis = plan_step(batch, tview.prompt_ids if tview is not None else None, adv,
                           num_mini_batches=args.num_mini_batches, max_tokens=args.max_tokens_per_micro_batch,
                           pad_id=self.pad_id, device=self.dist.device)
@@ -172,7 +155,7 @@ class SDPGTrainer:
                 mb.old_logp = sampled_logprobs(self.policy, mb.student, **self._head_kw).logp
             if self.ref is not None and not args.full_ref_kl:
                 mb.ref_logp = sampled_logprobs(self.ref, mb.student, **self._head_kw).logp
-        mode_metrics = self.hooks.prepare(batch, tview, minis, step)  # PPO values + GAE, RLSD teacher log-probs
+        mode_metrics = self.method.prepare(batch, tview, minis, step)  # PPO values + GAE, RLSD teacher log-probs
         # 5. update: per mini-batch, accumulate micro-batches, one optimizer step
         t3 = time.perf_counter()
         acc: Counter = Counter()
@@ -180,7 +163,7 @@ class SDPGTrainer:
             self._update(mini, beta, acc)
         if args.teacher_model_kind == "ema" and self.teacher is not None:
             ema_update_(self.teacher, self.policy, args.teacher_update_rate)
-        mode_metrics = {**mode_metrics, **self.hooks.after_step(batch, tview, minis)}
+        mode_metrics = {**mode_metrics, **self.method.after_step(batch, tview, minis)}
         # 6. metrics
         t4 = time.perf_counter()
         timings = {"rollout_s": t1 - t0, "verify_wait_s": batch.verify_wait_seconds, "teacher_view_s": t2 - t1,
@@ -213,10 +196,10 @@ class SDPGTrainer:
                 acc["time/student"] += time.perf_counter() - tu + tt - ts
             _accumulate(acc, out, stats, mb, reported)
             acc["train/micro_batches"] += 1
-        self.hooks.sync_gradients()
+        self.method.sync_gradients()
         self.precision.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(
-            [*self.policy.parameters(), *self.hooks.extra_parameters()],
+            [*self.policy.parameters(), *self.method.extra_parameters()],
             args.max_grad_norm if args.max_grad_norm > 0 else float("inf"))
         finite = bool(torch.isfinite(grad_norm))
         self.precision.step(self.optimizer, finite)
@@ -232,7 +215,7 @@ class SDPGTrainer:
                        h_ref: torch.Tensor | None, beta: float, num_tokens: float):
         """One micro-batch's head + loss -> (loss to backward, HeadOutput, stats, loss value to report).
 
-        With ``fused_head`` and a token-separable loss (:data:`FUSED_LOSSES`) the loss runs chunk by chunk inside
+        With ``fused_head`` and a token-separable loss (``Method.token_separable``) the loss runs chunk by chunk inside
         :func:`sdpg_head_loss`, which forms the gradient in its forward pass (no recompute in backward); the
         reported loss and the stats then come from the same :func:`compute_loss` on the whole micro-batch's
         (detached) outputs, so the metrics are computed exactly as on the two-pass path.
@@ -247,7 +230,7 @@ class SDPGTrainer:
                        teacher_bias=None if h_teacher is None else _detached(tmod.lm_head_bias),
                        ref_weight=None if h_ref is None else self.ref.head_weight(),
                        ref_bias=None if h_ref is None else _detached(self.ref.lm_head_bias), **self._head_kw)
-        if args.fused_head and args.loss in FUSED_LOSSES:
+        if args.fused_head and self.method.token_separable:
             def chunk_loss(rows: slice, logp, entropy, kl_teacher, kl_ref) -> torch.Tensor:
                 part = HeadOutput(logp=logp, entropy=entropy, kl_teacher=kl_teacher, kl_ref=kl_ref)
                 return compute_loss(args, part, _rows_of(mb, rows), beta, num_tokens)[0]
@@ -258,7 +241,7 @@ class SDPGTrainer:
             return loss, out, stats, reported
         out = sdpg_head(*head_args, **head_kw)
         loss, stats = compute_loss(args, out, mb, beta, num_tokens,
-                                   **self.hooks.loss_inputs(mb, out, h_student, h_teacher))
+                                   **self.method.loss_inputs(mb, out, h_student, h_teacher))
         return loss, out, stats, loss
 
     # ------------------------------------------------------------------ helpers
@@ -274,7 +257,7 @@ class SDPGTrainer:
         """(Ntok, H) teacher hidden states; gated-out rows reuse the student's (KL = 0, weight 0 anyway)."""
         if mb.teacher is None:
             return None
-        h = self.hooks.teacher_forward(mb)  # (Ntok_active, H)
+        h = self.method.teacher_forward(mb)  # (Ntok_active, H)
         if mb.teacher_tokens is None:
             return h
         full = h_student.detach().clone()  # (Ntok, H)
@@ -310,7 +293,7 @@ class SDPGTrainer:
                       scheduler=self.scheduler, save_total_limit=self.args.save_total_limit,
                       trainer_state={"config": self.args.to_dict(), "world_size": self.dist.world_size},
                       ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None,
-                      extra_modules=self.hooks.modules(), scaler_state=self.precision.state_dict(),
+                      extra_modules=self.method.modules(), scaler_state=self.precision.state_dict(),
                       lora_merge=self.args.lora_merge_on_save)
         barrier(self.dist)
         if self.dist.is_main:  # rank 0 writes and renames the folder first, then the others add their RNG
@@ -342,7 +325,7 @@ class SDPGTrainer:
             raise FileNotFoundError(f"resume_from_checkpoint=True but {self.output_dir} has no checkpoint-N")
         state = load_checkpoint(path, model=self.policy.lm, optimizer=self.optimizer, scheduler=self.scheduler,
                                 ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None,
-                                rank=self.dist.rank, extra_modules=self.hooks.modules(), precision=self.precision)
+                                rank=self.dist.rank, extra_modules=self.method.modules(), precision=self.precision)
         self.global_step = int(state["global_step"])
 
 

@@ -34,7 +34,7 @@ def test_encoder_shapes_and_pooling():
 @pytest.mark.timeout(120)
 def test_encoder_is_trained_by_its_own_objective_only(tmp_path):
     trainer = SDPGTrainer(env=[ParityTask()], args=enc_cfg(tmp_path, save_final=True))
-    enc = trainer.hooks.encoder.encoder
+    enc = trainer.method.encoder.encoder
     enc_before, before = snapshot(enc), snapshot(trainer.model)
     m = trainer.train()
     assert m["encoder/trained_tokens"] > 0 and math.isfinite(m["encoder/nll"])
@@ -47,7 +47,7 @@ def test_encoder_is_trained_by_its_own_objective_only(tmp_path):
 @pytest.mark.timeout(120)
 def test_student_loss_gives_the_encoder_no_gradient(tmp_path):
     trainer = SDPGTrainer(env=[ParityTask()], args=enc_cfg(tmp_path))
-    enc = trainer.hooks.encoder
+    enc = trainer.method.encoder
     seen = []
     for p in enc.encoder.parameters():
         p.register_hook(lambda g: seen.append(g))

@@ -8,18 +8,11 @@ import pytest
 import torch
 
 from sdpg_train.core.head import sdpg_head
-from sdpg_train.methods.base import chunked_divergence
-from sdpg_train.methods.ppo import (
-    distill_divergence,
-    gae,
-    masked_whiten,
-    opsd_loss,
-    ppo_loss,
-    ppo_token_rewards,
-    rlsd_advantages,
-    rlsd_lambda,
-    sdpo_loss,
-)
+from sdpg_train.methods.distill import chunked_divergence, distill_divergence
+from sdpg_train.methods.opsd import opsd_loss
+from sdpg_train.methods.ppo import gae, masked_whiten, ppo_loss, ppo_token_rewards
+from sdpg_train.methods.rlsd import rlsd_advantages, rlsd_lambda
+from sdpg_train.methods.sdpo import sdpo_loss
 
 T, F = True, False
 

@@ -74,13 +74,13 @@ def test_mode_trains_on_math_and_code_env(tmp_path, loss):
 @pytest.mark.timeout(120)
 def test_ppo_value_head_is_trained_only_by_the_value_loss(tmp_path):
     trainer = SDPGTrainer(env=gym.make("sdpg/Arith-v0"), args=cfg_for(tmp_path, "ppo", vf_coef=0.0, kl_coef=0.0))
-    head = trainer.hooks.value_head
+    head = trainer.method.value_head
     head_before, before = snapshot(head), snapshot(trainer.model)
     assert trainer.ref is None  # kl_coef = 0: no reference model
     m = trainer.train()
     assert not changed(head, head_before) and m["loss/value"] == 0.0  # vf_coef = 0: the head never moves
     trainer = SDPGTrainer(env=gym.make("sdpg/Arith-v0"), args=cfg_for(tmp_path, "ppo", "b", value_head_detach=True))
-    head, head_before, before = trainer.hooks.value_head, snapshot(trainer.hooks.value_head), snapshot(trainer.model)
+    head, head_before, before = trainer.method.value_head, snapshot(trainer.method.value_head), snapshot(trainer.model)
     rewards_zero = trainer.train()
     assert changed(head, head_before) == ["summary.weight", "summary.bias"]
     if rewards_zero["reward_std"] == 0 and rewards_zero["kl"] == 0:  # no policy signal at all: trunk untouched
@@ -103,9 +103,9 @@ def test_ppo_checkpoint_saves_and_resumes_the_value_head(tmp_path):
     ckpt = tmp_path / "run" / "checkpoint-1"
     assert (ckpt / "value_head.safetensors").is_file()
     resumed = SDPGTrainer(env=gym.make("sdpg/Arith-v0"), args=cfg.replace(max_steps=1))
-    torch.nn.init.zeros_(resumed.hooks.value_head.summary.weight)
+    torch.nn.init.zeros_(resumed.method.value_head.summary.weight)
     resumed.train(resume_from_checkpoint=ckpt)
-    for a, b in zip(trainer.hooks.value_head.parameters(), resumed.hooks.value_head.parameters()):
+    for a, b in zip(trainer.method.value_head.parameters(), resumed.method.value_head.parameters()):
         assert torch.equal(a, b)
 
 
