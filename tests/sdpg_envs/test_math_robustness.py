@@ -227,3 +227,22 @@ def test_cli_bad_rows_affect_only_themselves(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert [x["status"] for x in lines] == ["unparsable", "correct", "unparsable"]
     assert lines[0]["prediction"] == "\ud800 5"  # written back as the JSON escape it came in as
+
+
+@pytest.mark.timeout(60)
+def test_worker_start_counts_against_the_callers_timeout() -> None:
+    from sdpg_envs.verifiers.math import WorkerPool
+    from sdpg_envs.verifiers.math.pool import _Worker
+
+    pool = WorkerPool(1)
+    starting = _Worker()  # cold: it needs far longer than 10 ms to import sympy
+    pool._idle.append(starting)
+    try:
+        v = verify_math("x^2", "x \\cdot x + 0", MathOptions(timeout_s=0.01), pool=pool)
+        assert v.status == "timeout"
+        (pid,) = pool.pids()
+        assert pid == starting.proc.pid  # the starting worker was kept, not killed and replaced
+        assert verify_math("x^2", "x \\cdot x + 0", MathOptions(timeout_s=30), pool=pool).status == "correct"
+        assert pool.pids() == [pid]
+    finally:
+        pool.close()

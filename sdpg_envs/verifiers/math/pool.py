@@ -31,6 +31,10 @@ class WorkerTimeout(Exception):
     """The worker did not answer within the deadline (it has been killed)."""
 
 
+class WorkerNotReady(Exception):
+    """The worker was still importing sympy at the deadline (it is kept: nothing was sent or read)."""
+
+
 class WorkerFailed(Exception):
     """The worker died or answered garbage (it has been killed)."""
 
@@ -79,9 +83,12 @@ class _Worker:
         return self.ready
 
     def call(self, name: str, args: tuple, timeout_s: float) -> Any:
+        deadline = time.monotonic() + timeout_s
+        if not self.ready and not select.select([self.proc.stdout.fileno()], [], [], max(0.0, timeout_s))[0]:
+            raise WorkerNotReady  # still starting: the caller's budget (not START_TIMEOUT_S) bounds the wait
         self.wait_ready()
         write_frame(self.proc.stdin, (name, args))
-        return self.receive(time.monotonic() + timeout_s)
+        return self.receive(deadline)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -142,18 +149,24 @@ class WorkerPool:
             worker = self._take()
             try:
                 reply = worker.call(name, args, timeout_s)
+            except WorkerNotReady:
+                self._give_back(worker)
+                return ("timeout", None)
             except WorkerTimeout:
                 self._replace(worker)
                 return ("timeout", None)
             except (WorkerFailed, OSError, EOFError, pickle.UnpicklingError, struct.error) as exc:
                 self._replace(worker)
                 return ("error", f"worker failed: {type(exc).__name__}")
-            with self._lock:
-                if self._closed:
-                    worker.kill()
-                else:
-                    self._idle.append(worker)
+            self._give_back(worker)
             return reply
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self._lock:
+            if self._closed:
+                worker.kill()
+            else:
+                self._idle.append(worker)
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()
