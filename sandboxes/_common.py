@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import platform
 import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,16 @@ def base_python() -> str:
 def python_prefix() -> str:
     """Directory holding the base interpreter's installation (bind-mounted into jails)."""
     return os.path.realpath(sysconfig.get_config_var("prefix") or sys.base_prefix)
+
+
+def kernel_config() -> dict:
+    """Fork-server config keys hardening the kernel surface of every run: the seccomp filter and keyctl's number."""
+    from sandboxes import seccomp
+
+    program = seccomp.filter_program()
+    arch = seccomp.ARCHES.get(platform.machine())
+    return {"seccomp": base64.b64encode(program).decode() if program else None,
+            "keyctl": seccomp.DENIED["keyctl"][arch[0]] if arch else None}
 
 
 def validate_program(program: Program) -> None:

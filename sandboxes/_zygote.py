@@ -22,7 +22,8 @@ CAP_SYS_ADMIN; "dir": a fresh work dir under ``work_root``, removed after the ru
 process of this pid namespace/container but pid 1, the server and the template; "uid": kill(-1) from a helper
 that switches to ``uid``; "tree": SIGKILL every descendant of the template found in /proc), ``uid``/``gid``
 (drop to them, or null), ``python`` (interpreter for argv[0] == "python"), ``env``, ``preload``, ``cgroups``
-(cgroup dirs to join, keyed by kind).
+(cgroup dirs to join, keyed by kind), ``seccomp`` (base64 BPF filter installed last in the run child, or
+null), ``keyctl`` (the keyctl syscall number: each run joins a fresh session keyring).
 """
 # ruff: noqa: F821 - kill_leftovers, wipe_dirs ... come from _zygote_cleanup.py, concatenated in front of this file
 
@@ -43,7 +44,8 @@ import traceback
 CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 1, 2, 4, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 1, 4, 24
-PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 36, 38
+PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 36, 38, 22, 2
+KEYCTL_JOIN_SESSION_KEYRING = 1
 CONFIG = json.loads(sys.argv[1])
 LIBC = ctypes.CDLL(None, use_errno=True)
 MIB = 1 << 20
@@ -218,6 +220,24 @@ def child_setup(req, workdir):
     os.environ.clear()
     os.environ.update(CONFIG["env"])
     os.environ["TMPDIR"] = "/tmp" if CONFIG["fs"] == "mount" else workdir
+    if CONFIG.get("keyctl"):  # a fresh, empty session keyring: nothing planted by an earlier run is reachable
+        LIBC.syscall(CONFIG["keyctl"], KEYCTL_JOIN_SESSION_KEYRING, None)
+    install_seccomp()
+
+
+def install_seccomp():
+    """The host-compiled filter (``sandboxes/seccomp.py``) for this process and all it starts; the last step."""
+    if not CONFIG.get("seccomp"):
+        return
+    raw = base64.b64decode(CONFIG["seccomp"])
+    program = ctypes.create_string_buffer(raw, len(raw))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(raw) // 8, ctypes.addressof(program))
+    if LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "seccomp filter")
 
 
 def _mount(src, target, fstype, flags, data):
@@ -444,7 +464,8 @@ def run_one(req, template):
                 os.close(fd)
             except OSError:
                 pass
-        if CONFIG["fs"] == "dir":
+        if CONFIG["fs"] == "dir":  # no private mount/IPC namespace per run: clean up after it
+            remove_ipc(CONFIG["uid"])
             remove_path(workdir)
             clean_shared_tmp(CONFIG.get("shared_tmp", []), CONFIG["uid"])
             wipe_dirs(CONFIG.get("wipe", []), CONFIG.get("work_root"))

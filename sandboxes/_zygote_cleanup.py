@@ -151,3 +151,36 @@ def clean_shared_tmp(bases, uid):
                 continue
             if owned:
                 remove_path(path)
+
+
+def remove_ipc(uid):
+    """Remove every SysV message queue, shared memory segment and semaphore set ``uid`` owns (they would outlive
+    the run in a shared IPC namespace). Done from a helper that switches to ``uid``: the owner may remove them."""
+    if uid is None:
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            removers = (("msg", lambda i: libc.msgctl(i, 0, None)), ("shm", lambda i: libc.shmctl(i, 0, None)),
+                        ("sem", lambda i: libc.semctl(i, 0, 0, None)))  # IPC_RMID = 0
+            for kind, remove in removers:
+                for ident in _ipc_ids(kind, uid):
+                    remove(ident)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _ipc_ids(kind, uid):
+    try:
+        with open(f"/proc/sysvipc/{kind}") as fh:
+            header, *rows = [line.split() for line in fh]
+    except (OSError, ValueError):
+        return []
+    at_id, at_uid = 1, header.index("uid")
+    return [int(row[at_id]) for row in rows if len(row) > at_uid and int(row[at_uid]) == uid]

@@ -23,6 +23,7 @@ a request (see ``_zygote.py``), used exactly once, so no data leaks from one run
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ import sys
 from collections.abc import Iterable
 
 from sandboxes import cgroups, uids
-from sandboxes._common import CLEAN_ENV, PRELOAD, base_python, python_prefix
+from sandboxes._common import CLEAN_ENV, PRELOAD, base_python, kernel_config, python_prefix
 from sandboxes._forkserver import ZYGOTE_SOURCE, ForkServerPool, PooledSandbox, Worker
 from sandboxes.base import Limits
 
@@ -138,14 +139,14 @@ class BwrapSandbox(PooledSandbox):
                 if self._use_cgroups else None
         cg = self._cgroups[slot]
         config = {"fs": "mount", "kill": "all", "uid": uid, "gid": uid, "python": self.python,
-                  "env": CLEAN_ENV, "preload": self.preload, "cgroups": cg.config() if cg else {}}
+                  "env": CLEAN_ENV, "preload": self.preload, "cgroups": cg.config() if cg else {}, **kernel_config()}
         argv = [self.bwrap, *root_mounts(self.python, self.expose)]
         for directory in (cg.dirs.values() if cg else ()):
             argv += ["--bind", directory, directory]
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--hostname", "sandbox",
                  "--die-with-parent", "--new-session", "--clearenv", "--chdir", "/"]
         if not root:
-            argv += ["--unshare-user"]
+            argv += ["--unshare-user", *(["--disable-userns"] if _supports(self.bwrap, "--disable-userns") else [])]
         for key, value in CLEAN_ENV.items():
             argv += ["--setenv", key, value]
         argv += [self.python, "-c", ZYGOTE_SOURCE, json.dumps(config)]
@@ -154,6 +155,14 @@ class BwrapSandbox(PooledSandbox):
     def _cleanup(self) -> None:
         self._release_uids_and_cgroups(self._cgroups)
 
+
+
+@functools.cache
+def _supports(bwrap: str, option: str) -> bool:
+    try:
+        return option in subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=15).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def probe(bwrap: str | None = None) -> tuple[bool, str]:

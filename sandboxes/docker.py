@@ -32,11 +32,14 @@ import weakref
 from collections.abc import Iterable
 
 from sandboxes import uids
-from sandboxes._common import CLEAN_ENV, PRELOAD
+from sandboxes._common import CLEAN_ENV, PRELOAD, kernel_config
 from sandboxes._forkserver import START_TIMEOUT_S, ZYGOTE_SOURCE, ForkServerPool, PooledSandbox, WorkerDied
 from sandboxes.base import Limits
 from sandboxes.image import DEFAULT_TAG
 
+SERVER_CAPS = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETUID", "SETGID")
+"""All the server keeps (as root of a container without CAP_SYS_ADMIN): hand the work dir to the program's uid,
+drop to it, kill and clean up after it. The program runs as that uid with none of them (and no_new_privs)."""
 MASKED_PATHS = ("/sys/fs", "/sys/class", "/sys/devices", "/sys/bus", "/sys/block", "/sys/dev", "/sys/kernel",
                 "/sys/module", "/sys/power", "/sys/firmware", "/sys/hypervisor", "/proc/keys", "/proc/key-users",
                 "/proc/kcore", "/proc/kallsyms", "/proc/modules", "/proc/timer_list", "/proc/sched_debug",
@@ -157,16 +160,16 @@ class DockerSandbox(PooledSandbox):
             except Exception:
                 pass
             self._remove(container)
-        lim, uid = self.limits, self._uids.uids[slot]
+        lim = self.limits
         api = self._client.api
         host_config = api.create_host_config(
             network_mode="none", mem_limit=f"{lim.memory_mb + 64}m", memswap_limit=f"{lim.memory_mb + 64}m",
             pids_limit=lim.max_processes + 8, nano_cpus=int(self.cpus * 1e9), read_only=True,
             tmpfs={"/tmp": f"size={lim.tmpfs_mb}m,mode=1777", "/dev/shm": "size=64m,mode=1777"},
-            cap_drop=["ALL"], security_opt=["no-new-privileges"], init=False)
+            cap_drop=["ALL"], cap_add=list(SERVER_CAPS), security_opt=["no-new-privileges"], init=False)
         host_config["MaskedPaths"] = list(MASKED_PATHS)  # host /sys and host-wide /proc files
         created = api.create_container(
-            self.image, ["python3" if self.python == "python3" else self.python, "-c", IDLE], user=f"{uid}:{uid}",
+            self.image, ["python3" if self.python == "python3" else self.python, "-c", IDLE], user="0:0",
             environment=CLEAN_ENV, working_dir="/tmp", labels={"sdpg.sandbox": "1"}, hostname="sandbox",
             host_config=host_config, network_disabled=True)
         api.start(created["Id"])
@@ -176,11 +179,11 @@ class DockerSandbox(PooledSandbox):
 
     def _start(self, slot: int) -> DockerWorker:
         container = self._container(slot)
-        config = {"fs": "dir", "kill": "all", "kill_on_start": True, "uid": None, "gid": None,
-                  "python": self.python, "env": CLEAN_ENV, "preload": self.preload, "work_root": "/tmp/sdpg-work",
-                  "wipe": ["/tmp", "/dev/shm"], "cgroups": {}}
         uid = self._uids.uids[slot]
-        return DockerWorker(self._client.api, container.id, self.python, config, slot, f"{uid}:{uid}")
+        config = {"fs": "dir", "kill": "all", "kill_on_start": True, "uid": uid, "gid": uid,
+                  "python": self.python, "env": CLEAN_ENV, "preload": self.preload, "work_root": "/tmp/sdpg-work",
+                  "wipe": ["/tmp", "/dev/shm"], "cgroups": {}, **kernel_config()}
+        return DockerWorker(self._client.api, container.id, self.python, config, slot, "0:0")
 
     @staticmethod
     def _remove(container) -> None:

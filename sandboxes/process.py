@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Iterable
 
 from sandboxes import cgroups, uids
-from sandboxes._common import CLEAN_ENV, PRELOAD, base_python
+from sandboxes._common import CLEAN_ENV, PRELOAD, base_python, kernel_config
 from sandboxes._forkserver import ZYGOTE_SOURCE, ForkServerPool, PooledSandbox, Worker
 from sandboxes._pymirror import python_mirror, reachable_by
 from sandboxes.base import ExecutionResult, Limits, Program
@@ -85,7 +85,8 @@ class ProcessSandbox(PooledSandbox):
         cg = self._cgroups[slot]
         config = {"fs": "dir", "kill": "uid" if uid is not None else "tree", "uid": uid, "gid": uid,
                   "python": self.python, "env": self._env, "preload": self.preload, "work_root": self._root,
-                  "shared_tmp": SHARED_TMP, "die_with_parent": True, "cgroups": cg.config() if cg else {}}
+                  "shared_tmp": SHARED_TMP, "die_with_parent": True, "cgroups": cg.config() if cg else {},
+                  **kernel_config()}
         return [self.python, "-c", ZYGOTE_SOURCE, json.dumps(config)], dict(self._env)
 
     def _cleanup(self) -> None:
