@@ -104,6 +104,11 @@ class SDPGConfig:
     in the prompt."""
     teacher_update_rate: float = 0.05
     """EMA rate for ``teacher_model_kind="ema"``: teacher ← (1 − rate)·teacher + rate·student after each step."""
+    teacher_temperature: float = 1.0
+    """Sharpens (< 1) or flattens (> 1) the distillation target: the teacher's logits are divided by
+    ``temperature · teacher_temperature`` (the student's by ``temperature``). 1.0 is the paper's SDPG. A small model
+    that knows the answer in the teacher view but spreads its mass (teacher greedy accuracy far above its
+    sampled accuracy) gives a much better target at 0.5 (docs/results.md)."""
     context_sources: list = field(default_factory=lambda: ["env"])
     """Privileged-context sources, combinable, in this order: env (the env's own context template, by default its
     reference + this rollout's verifier feedback), reference (the problem's reference answer/solution), feedback
@@ -448,6 +453,8 @@ def _validate(c: SDPGConfig) -> None:
            "lora_r must be ≥ 0, lora_alpha > 0 and lora_dropout in [0, 1)")
     _check(len(c.lora_target_modules) >= 1, "lora_target_modules must name at least one module (or all-linear)")
     _check(0 < c.teacher_update_rate <= 1, "teacher_update_rate must be in (0, 1]")
+    _check(c.teacher_temperature > 0, f"teacher_temperature must be > 0, got {c.teacher_temperature}")
+    _check(c.teacher_temperature == 1.0 or c.loss == "sdpg", "teacher_temperature applies to loss sdpg only")
     _check(c.completions_per_step % c.num_mini_batches == 0 and c.num_prompts_per_step % c.num_mini_batches == 0,
            "num_prompts_per_step must be divisible by num_mini_batches")
     _check(c.save_total_limit is None or c.save_total_limit >= 1, "save_total_limit must be ≥ 1 or None")

@@ -224,10 +224,15 @@ class SDPGTrainer:
         w = self.policy.head_weight()  # (V, H), the compute dtype on CUDA under mixed precision
         head_args = (h_student, w, mb.student.targets)
         tmod = self._teacher_module()
+        t_bias = None if h_teacher is None else _detached(tmod.lm_head_bias)
+        if h_teacher is not None and args.teacher_temperature != 1.0:
+            # (h W^T + b) / τ == (h / τ) W^T + b / τ: sharpen the teacher's distribution without touching the head
+            h_teacher = h_teacher / args.teacher_temperature
+            t_bias = None if t_bias is None else t_bias / args.teacher_temperature
         head_kw = dict(teacher_hidden=h_teacher, ref_hidden=h_ref, lm_bias=self.policy.lm_head_bias,
                        teacher_weight=None if h_teacher is None else (
                            w.detach() if tmod is self.policy else tmod.head_weight().detach()),
-                       teacher_bias=None if h_teacher is None else _detached(tmod.lm_head_bias),
+                       teacher_bias=t_bias,
                        ref_weight=None if h_ref is None else self.ref.head_weight(),
                        ref_bias=None if h_ref is None else _detached(self.ref.lm_head_bias), **self._head_kw)
         if args.fused_head and self.method.token_separable:
