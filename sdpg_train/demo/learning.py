@@ -357,8 +357,9 @@ def render_markdown(cfg: LearningConfig, warm: dict[str, Any], rows: list[dict[s
               "| compile errors start → end | final / GRPO |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = "—" if r["ratio_final_to_grpo"] is None else f"{r['ratio_final_to_grpo']:.2f}"
+        reach = "—" if r["steps_to_grpo_final"] is None else r["steps_to_grpo_final"]
         lines.append(f"| {r['method']} | {pct(r['warm_start'])} | {pct(r['final'])} ± {100 * r['final_std']:.1f} | "
-                     f"{pct(r['best'])} | {pct(r['final_greedy'])} | {'—' if r['steps_to_grpo_final'] is None else r['steps_to_grpo_final']} | "
+                     f"{pct(r['best'])} | {pct(r['final_greedy'])} | {reach} | "
                      f"{pct(r['compile_errors_start'])} → {pct(r['compile_errors_end'])} | {ratio} |")
     lines += ["", "![held-out curves](curves.png)", ""]
     return "\n".join(lines)
