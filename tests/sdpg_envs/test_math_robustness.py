@@ -125,6 +125,8 @@ def test_listed_false_negatives_accepted(gold: str, pred: str) -> None:
     ("9\\text{ a.m.}", "\\boxed{9 \\text{ p.m.}}"),
     ("6\\frac15", "\\boxed{5 1/5}"),
     ("7,9,12,13", "The integers are $7$, $9$ and $12$."),
+    ("5", "\\boxed{5 \\text{ thousand}}"),  # value-changing words are never dropped as units
+    ("5", "5 squared"),
 ])
 def test_near_misses_of_the_new_readings_rejected(gold: str, pred: str) -> None:
     assert not ok(gold, pred)

@@ -39,7 +39,10 @@ TIME = re.compile(r"\d{1,2}:\d{2}[ap]m")
 _COUNT_TAIL = re.compile(
     r"^(-?(?:\d[\d,]*)?\.?\d+(?:\\frac\{\d+\}\{\d+\})?)\s+([A-Za-z]{2,}(?:[ -][A-Za-z]{2,}){0,2})$"
 )
-_NOT_COUNT = {"and", "or", "pi", "sqrt", "times", "cdot", "over", "to", "is", "are", "inf", "infinity"}
+_NOT_COUNT = {"and", "or", "pi", "sqrt", "times", "cdot", "over", "to", "is", "are", "inf", "infinity", "plus",
+              "minus", "divided", "squared", "cubed", "hundred", "thousand", "million", "billion", "trillion",
+              "half", "halves", "quarter", "quarters", "third", "thirds", "fourth", "fourths", "fifths", "tenths",
+              "percent", "degrees", "radians", "am", "pm"}  # words that change the value: never dropped
 _MIXED = re.compile(r"^(-?\d+)\s+(\d+)\s*/\s*(\d+)$")
 _OVERLINE = re.compile(r"(\d*)\.(\d*)\\(?:overline|dot)\s*\{?\s*(\d+)\s*\}?")
 _ELLIPSIS = re.compile(r"(\d*)\.(\d+)\s*(?:\\ldots|\\cdots|\\dots|\.\.\.|…)")
