@@ -38,9 +38,30 @@ def load_cases() -> list[dict]:
     return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
 
 
+def math_verify_case(row: dict) -> bool | None:
+    """Math-Verify's own verdict on a case, its ``config`` mapped onto ``parse``/``verify``; None if not installed."""
+    try:
+        from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    except ImportError:
+        return None
+    config = row.get("config", {})
+    targets = config.get("extraction_targets", ["latex", "expr"])
+    priority = config.get("latex_boxed_match_priority", 50)
+    extraction = [LatexExtractionConfig(boxed_match_priority=priority) if t == "latex" else ExprExtractionConfig()
+                  for t in targets]
+    try:
+        gold, pred = parse(row["gold"], extraction), parse(row["prediction"], extraction)
+        return bool(verify(gold, pred, float_rounding=config.get("float_rounding", 6),
+                           strict=config.get("strict", True),
+                           allow_set_relation_comp=config.get("allow_set_relation_comp", False)))
+    except Exception:  # noqa: BLE001 - a crash counts as "not equal"
+        return False
+
+
 def run_cases(show: bool) -> dict:
     rows = load_cases()
     disagreements = []
+    theirs = [math_verify_case(row) for row in rows]
     for row in rows:
         v = verify_math(row["gold"], row["prediction"], case_options(row.get("config", {})))
         if (v.status == "correct") != row["expected"]:
@@ -50,8 +71,13 @@ def run_cases(show: bool) -> dict:
         for d in disagreements:
             print(json.dumps(d, ensure_ascii=False), file=sys.stderr)
     agree = 1 - len(disagreements) / len(rows)
-    return {"part": "cases", "n": len(rows), "agreement": round(agree, 4), "disagreements": len(disagreements),
-            "ids": [d["id"] for d in disagreements]}
+    out = {"part": "cases", "n": len(rows), "agreement": round(agree, 4), "disagreements": len(disagreements),
+           "ids": [d["id"] for d in disagreements]}
+    if theirs[0] is not None:  # Math-Verify on its own cases, same run (the labels come from its tests)
+        wrong = [row["id"] for row, said in zip(rows, theirs) if said != row["expected"]]
+        out["math_verify_agreement"] = round(1 - len(wrong) / len(rows), 4)
+        out["math_verify_ids"] = wrong
+    return out
 
 
 def load_golds() -> dict[str, list[str]]:
