@@ -23,21 +23,28 @@ MAX_DATASET_ROWS = 1_000_000
 RewardFunc = Callable[..., list[float | None]]
 
 
-def _resolve(env_or_id: str | gym.Env, make_kwargs: Mapping[str, Any]) -> tuple[ReasoningEnv, str]:
+def _resolve_wrapped(env_or_id: str | gym.Env, make_kwargs: Mapping[str, Any]) -> tuple[ReasoningEnv, str, gym.Env]:
+    """-> (the ReasoningEnv, its name, the env as given or made, wrappers included)."""
     if isinstance(env_or_id, str):
         import sdpg_envs  # noqa: F401 - registers the built-in ids
 
-        env = gym.make(env_or_id, **make_kwargs).unwrapped
+        wrapped = gym.make(env_or_id, **make_kwargs)
+        env = wrapped.unwrapped
         name = env_or_id
     elif isinstance(env_or_id, gym.Env):
         if make_kwargs:
             raise ValueError(f"keyword options {sorted(make_kwargs)} only apply when passing an env id")
-        env = env_or_id.unwrapped
+        wrapped, env = env_or_id, env_or_id.unwrapped
         name = env.spec.id if env.spec is not None else type(env).__name__
     else:
         raise TypeError(f"expected an env id or a gymnasium Env, got {type(env_or_id).__name__}")
     if not isinstance(env, ReasoningEnv):
         raise TypeError(f"{name} is not a ReasoningEnv ({type(env).__name__})")
+    return env, name, wrapped
+
+
+def _resolve(env_or_id: str | gym.Env, make_kwargs: Mapping[str, Any]) -> tuple[ReasoningEnv, str]:
+    env, name, _ = _resolve_wrapped(env_or_id, make_kwargs)
     return env, name
 
 
@@ -119,9 +126,17 @@ def as_reward_func(env_or_id: str | gym.Env, **options: Any) -> RewardFunc:
     ``env.verify_batch`` and returns one score per completion (``None`` where the row cannot be rebuilt, which
     TRL skips). ``options`` go to ``gym.make`` (ids only) and must match those used for :func:`to_dataset`.
     A call with neither a ``problem_index`` nor an ``answer`` column (e.g. TRL's ``remove_unused_columns=True``)
-    raises ``ValueError`` rather than silently scoring nothing.
+    raises ``ValueError`` rather than silently scoring nothing. Reward-shaping wrappers around a passed env
+    (``FormatPenalty``, ``TransformReward``, ...) are applied to the scores (:mod:`sdpg_envs.shaping`); wrappers
+    that change observations are refused with ``TypeError``.
     """
-    env, name = _resolve(env_or_id, options)
+    from sdpg_envs.shaping import RewardReplay
+
+    env, name, wrapped = _resolve_wrapped(env_or_id, options)
+    try:
+        shaping = RewardReplay(wrapped)
+    except TypeError as exc:
+        raise TypeError(f"{name}: {exc}") from None
 
     def reward_func(prompts: Sequence[Any] | None = None, completions: Sequence[Any] | None = None,
                     **columns: Any) -> list[float | None]:
@@ -135,8 +150,11 @@ def as_reward_func(env_or_id: str | gym.Env, **options: Any) -> RewardFunc:
                              f"{sorted(k for k in columns if _is_column(columns[k]))}); train on "
                              "sdpg_envs.to_dataset(...) and keep remove_unused_columns=False in the TRL config")
         results = env.verify_batch([problems[i] for i in todo], [texts[i] for i in todo])
+        shaped = shaping.shape([problems[i] for i in todo], [texts[i] for i in todo], results)
         by_index = dict(zip(todo, results))
-        rewards = [float(by_index[i].score) if i in by_index else None for i in range(len(texts))]
+        rewards: list[float | None] = [None] * len(texts)
+        for i, r in zip(todo, shaped):
+            rewards[i] = float(r.score)
         log_extra, log_metric = columns.get("log_extra"), columns.get("log_metric")
         if callable(log_extra):
             log_extra("status", [by_index[i].status if i in by_index else "skipped" for i in range(len(texts))])

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sdpg_envs.shaping import raw_result
 from sdpg_envs.types import Problem, VerifierResult
 
 
@@ -39,17 +40,31 @@ class TaskSource(Protocol):
 
 
 class EnvSource:
-    """A :class:`TaskSource` over a ``ReasoningEnv`` (made by id or given as an instance)."""
+    """A :class:`TaskSource` over a ``ReasoningEnv`` (made by id or given as an instance).
+
+    Completions are verified in batches on ``env.unwrapped``; reward-shaping wrappers around the env
+    (``FormatPenalty``, ``TransformReward``, ...) are then applied by replaying each verdict through them
+    (:class:`sdpg_envs.shaping.RewardReplay`), so the reward is what ``env.step`` returns. Wrappers that change
+    observations are refused (``TypeError`` naming them).
+    """
 
     def __init__(self, env: Any, name: str | None = None) -> None:
+        from sdpg_envs.shaping import RewardReplay
+
         self.env = getattr(env, "unwrapped", env)
         spec = getattr(env, "spec", None)
         self.name = name or (spec.id if spec is not None else type(self.env).__name__)
         for attr in ("reset", "prompt_for", "verify_batch", "build_context"):
             if not hasattr(self.env, attr):
                 raise TypeError(f"env {self.name!r} has no {attr}(); SDPGTrainer needs an sdpg_envs.ReasoningEnv")
+        try:
+            self.shaping = RewardReplay(env)
+        except TypeError as exc:
+            raise TypeError(f"env {self.name!r}: {exc}") from None
 
     def sample(self, seed: int) -> Problem:
+        if self.shaping.active:  # through the wrappers, so they see a reset before the replayed steps
+            return self.shaping.reset(seed)
         self.env.reset(seed=int(seed))  # same seed -> same problem (GRPO groups)
         return self.env.problem
 
@@ -57,10 +72,11 @@ class EnvSource:
         return self.env.prompt_for(problem)
 
     def score(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[VerifierResult]:
-        return list(self.env.verify_batch(list(problems), list(completions)))
+        results = list(self.env.verify_batch(list(problems), list(completions)))
+        return self.shaping.shape(problems, completions, results)
 
     def context(self, problem: Problem, result: VerifierResult) -> str:
-        return self.env.build_context(problem, result) or ""
+        return self.env.build_context(problem, raw_result(result)) or ""
 
 
 class DatasetSource:
@@ -380,7 +396,7 @@ def collect_rollouts(
         clipped=torch.tensor([completions[i][1] for i in range(n)], dtype=torch.bool),
         group_size=group_size,
         problems=[problems[flat[i]] for i in range(n)],
-        results=[verdicts[i][1] for i in range(n)],
+        results=[raw_result(verdicts[i][1]) for i in range(n)],  # the verifier's verdicts; rewards may be shaped
         gen_seconds=gen_s,
         verify_wait_seconds=wait_s,
     )
