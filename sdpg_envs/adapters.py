@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -77,7 +79,7 @@ def to_dataset(env_or_id: str | gym.Env, split: str | None = None, n: int | None
             "answer": problem.answer,
             "privileged_context": env.build_context(problem, None),
             "problem_index": index,
-            "problem_id": problem.id,
+            "problem_id": dataset_problem_id(problem),
             **env.dataset_columns(problem),
         })
     return datasets.Dataset.from_list(rows)
@@ -109,11 +111,24 @@ def _row(columns: Mapping[str, Any], i: int) -> dict[str, Any]:
     return {k: v[i] for k, v in columns.items() if _is_column(v) and i < len(v)}
 
 
+def dataset_problem_id(problem: Problem) -> str:
+    """The ``problem_id`` column: the problem's id plus a digest of its content (prompt, answer, solution).
+
+    An env made with other generator kwargs (``digits``, ``split``, a data file) has different problems at the
+    same index, often under the same id; the digest tells them apart, so the reward function falls back to the
+    row's ``answer`` instead of scoring against the wrong problem.
+    """
+    content = json.dumps([problem.prompt, problem.answer, problem.solution], default=str)
+    return f"{problem.id}#{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+
+
 def _problem_for(env: ReasoningEnv, row: Mapping[str, Any]) -> Problem | None:
     index = row.get("problem_index")
     if index is not None and 0 <= int(index) < env.num_problems:
         problem = env.problem_at(int(index))
-        if row.get("problem_id") in (None, problem.id):
+        row_id = row.get("problem_id")
+        legacy = "#" not in str(row_id) and row_id == problem.id  # a dataset from before the content digest
+        if row_id is None or legacy or row_id == dataset_problem_id(problem):
             return problem
     return env.problem_from_columns(row)
 
@@ -122,7 +137,8 @@ def as_reward_func(env_or_id: str | gym.Env, **options: Any) -> RewardFunc:
     """A TRL-compatible reward function scoring completions with the env's verifier.
 
     The returned ``fn(prompts, completions, **columns)`` rebuilds each problem from ``problem_index`` (checked
-    against ``problem_id`` when present) or from the answer/test columns, verifies all completions with
+    against ``problem_id``, whose content digest catches a dataset made with other env kwargs) or from the
+    answer/test columns, verifies all completions with
     ``env.verify_batch`` and returns one score per completion (``None`` where the row cannot be rebuilt, which
     TRL skips). ``options`` go to ``gym.make`` (ids only) and must match those used for :func:`to_dataset`.
     A call with neither a ``problem_index`` nor an ``answer`` column (e.g. TRL's ``remove_unused_columns=True``)

@@ -32,7 +32,7 @@ def test_to_dataset_columns_plain_and_chat(env):
     assert ds.column_names == ["prompt", "answer", "privileged_context", "problem_index", "problem_id"]
     assert len(ds) == 4 and ds[2]["prompt"] == "What is 2*3?" and ds[2]["answer"] == "6"
     assert ds[2]["privileged_context"] == "Reference solution:\n2*3=6\n\nReference answer: 6"
-    assert ds[2]["problem_index"] == 2 and ds[2]["problem_id"] == "p2"
+    assert ds[2]["problem_index"] == 2 and ds[2]["problem_id"].startswith("p2#")
     chat = to_dataset(env, chat=True)
     assert len(chat) == 6 and chat[1]["prompt"] == [{"role": "user", "content": "What is 1*3?"}]
 
@@ -87,6 +87,16 @@ def test_reward_func_rebuilds_from_answer_and_skips_unusable_rows(env):
     assert rewards == [1.0, None, 1.0, 1.0]
     with pytest.raises(ValueError, match="completions"):
         fn(prompts=["a"])
+
+
+def test_reward_func_is_not_fooled_by_a_dataset_made_with_other_env_kwargs():
+    ds = to_dataset("sdpg/Arith-v0", n=4, digits=4)  # same ids and indices as the default env, other problems
+    cols = {k: ds[k] for k in ds.column_names}
+    gold = [f"\\boxed{{{a}}}" for a in ds["answer"]]
+    assert as_reward_func("sdpg/Arith-v0")(completions=gold, **cols) == [1.0] * 4  # rebuilt from the answers
+    assert as_reward_func("sdpg/Arith-v0", digits=4)(completions=gold, **cols) == [1.0] * 4
+    legacy = {**cols, "problem_id": [i.split("#")[0] for i in ds["problem_id"]]}  # ids from older versions
+    assert as_reward_func("sdpg/Arith-v0", digits=4)(completions=gold, **legacy) == [1.0] * 4
 
 
 def test_reward_func_from_registered_id_uses_real_verifier():
