@@ -72,3 +72,13 @@ def register_builtin_envs() -> None:
 def registered_ids(namespace: str = NAMESPACE) -> list[str]:
     """All ids currently registered under ``namespace`` (built-ins and anything registered later), sorted."""
     return sorted(env_id for env_id in gym.registry if env_id.startswith(f"{namespace}/"))
+
+
+def make_error_message(env_id: str, exc: BaseException) -> str:
+    """A one-line explanation of why ``gym.make(env_id)`` failed, with the fix for an unregistered id."""
+    msg = f"cannot make env {env_id!r}: {exc}"
+    if isinstance(exc, gym.error.UnregisteredEnv | ModuleNotFoundError):
+        msg += (". Your own env must be registered in this process first: pass --import YOUR_MODULE (the module "
+                "that calls gymnasium.register; in Python, import it), or use the id form 'your_module:ns/Name-v0'. "
+                f"Registered {NAMESPACE}/ ids: {', '.join(registered_ids())} (`sdpg envs`)")
+    return msg

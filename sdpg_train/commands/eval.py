@@ -12,6 +12,8 @@ import re
 import sys
 from pathlib import Path
 
+from sdpg_train.commands.common import add_import_argument, import_modules
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="local path or hub id of an AutoModelForCausalLM")
@@ -39,6 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is fastest for tiny models on busy cores)")
     parser.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    add_import_argument(parser)
 
 
 def _slug(text: str) -> str:
@@ -84,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from sdpg_train.evaluation.evaluate import evaluate
 
     try:
+        import_modules(args.imports)
         env_kwargs = json.loads(args.env_kwargs)
         if not isinstance(env_kwargs, dict):
             raise ValueError("--env-kwargs must be a JSON object")

@@ -11,9 +11,12 @@ import argparse
 import json
 import sys
 
+from sdpg_train.commands.common import add_import_argument, import_modules
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", default="sdpg/Arith-v0", help="env id whose rule verifier gives the labels")
+    add_import_argument(parser)
     parser.add_argument("--env_kwargs", default="{}", help="JSON keyword arguments for gym.make")
     parser.add_argument("--model", default="tiny", help="featuriser: hub id, local path or 'tiny'")
     parser.add_argument("--num_problems", type=int, default=300, help="problems (3 candidates each)")
@@ -28,17 +31,22 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import sdpg_envs  # noqa: F401
+    from sdpg_envs.registration import make_error_message
     from sdpg_train.core.model_io import load_model_and_tokenizer
     from sdpg_train.training.learned_verifier import LearnedVerifier, collect_examples, featurize, train_verifier
 
     try:
+        import_modules(args.imports)
         kwargs = json.loads(args.env_kwargs)
         if args.num_problems < 2 or not 0 < args.heldout_frac < 1:
             raise ValueError("need --num_problems ≥ 2 and 0 < --heldout_frac < 1")
-        env = gym.make(args.env, **kwargs)
+        try:
+            env = gym.make(args.env, **kwargs)
+        except (gym.error.Error, ModuleNotFoundError) as exc:
+            raise ValueError(make_error_message(args.env, exc)) from exc
         lm, tok = load_model_and_tokenizer(args.model, None, name_or_path=None, dtype="float32", seed=args.seed,
                                            gradient_checkpointing=False)
-    except (ValueError, OSError, gym.error.Error, json.JSONDecodeError) as exc:
+    except (ValueError, OSError, ImportError, gym.error.Error, json.JSONDecodeError) as exc:
         print(f"sdpg train-verifier: {exc}", file=sys.stderr)
         return 2
     torch.manual_seed(args.seed)

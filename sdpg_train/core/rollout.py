@@ -186,11 +186,12 @@ def make_sources(env: Any, env_ids: Sequence[str], env_kwargs: dict, env_weights
             import gymnasium as gym
 
             import sdpg_envs  # noqa: F401  (registers the sdpg/* ids)
+            from sdpg_envs.registration import make_error_message
 
             try:
                 made = gym.make(item, **dict(env_kwargs.get(item, {})))
-            except gym.error.Error as exc:
-                raise ValueError(f"cannot make env {item!r}: {exc}") from exc
+            except (gym.error.Error, ModuleNotFoundError) as exc:
+                raise ValueError(make_error_message(item, exc)) from exc
             sources.append(EnvSource(made, name=item))
         elif all(hasattr(item, a) for a in ("sample", "prompt", "score", "context", "name")):
             sources.append(item)

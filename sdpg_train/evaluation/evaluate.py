@@ -151,12 +151,12 @@ def resolve_env(env_or_id: Any, env_kwargs: dict[str, Any] | None = None) -> tup
         import gymnasium as gym
 
         import sdpg_envs  # noqa: F401  (registers the sdpg/* ids)
+        from sdpg_envs.registration import make_error_message
 
         try:
             env = gym.make(env_or_id, **(env_kwargs or {}))
-        except (gym.error.Error, TypeError) as exc:
-            known = sorted(k for k in gym.registry if k.startswith("sdpg/"))
-            raise ValueError(f"cannot make env {env_or_id!r}: {exc}; registered sdpg ids: {known}") from exc
+        except (gym.error.Error, TypeError, ModuleNotFoundError) as exc:
+            raise ValueError(make_error_message(env_or_id, exc)) from exc
         env_id, created = env_or_id, True
     else:
         env, created = env_or_id, False
