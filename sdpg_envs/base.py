@@ -54,13 +54,15 @@ class ReasoningEnv(gym.Env[str, str]):
         prompt_template: A name from :attr:`prompt_templates`, a :class:`PromptTemplate`, or a callable
             ``problem -> str`` (its gold completion is then the bare answer).
         max_completion_chars: Completions are clipped to this many characters before verification.
+        render_mode: ``None`` or ``"ansi"`` (:meth:`render` returns the prompt, the last completion and its
+            verdict as text).
 
     ``reset(seed=s)`` picks problem ``np_random.integers(num_problems)`` (same seed, same problem);
     ``reset(options={"index": i})`` picks problem ``i``. ``step`` may be called again after termination: it
     re-scores the same problem.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1}  # fps: declared for check_env only
     prompt_templates: Mapping[str, PromptTemplate] = {"default": PromptTemplate("default", _verbatim)}
     """Named prompt templates; subclasses override this mapping (``"default"`` must exist)."""
 
@@ -72,6 +74,7 @@ class ReasoningEnv(gym.Env[str, str]):
         context: ContextTemplate = "reference+feedback",
         prompt_template: str | PromptTemplate | Callable[[Problem], str] = "default",
         max_completion_chars: int = 100_000,
+        render_mode: str | None = None,
     ):
         if len(source) < 1:
             raise ValueError(f"task source {getattr(source, 'name', source)!r} is empty")
@@ -79,6 +82,10 @@ class ReasoningEnv(gym.Env[str, str]):
             raise TypeError("verifier must implement the Verifier protocol: __call__(problem, completion) and batch")
         if int(max_completion_chars) < 1:
             raise ValueError(f"max_completion_chars must be >= 1, got {max_completion_chars}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            modes = self.metadata["render_modes"]
+            raise ValueError(f"render_mode must be None or one of {modes}, got {render_mode!r}")
+        self.render_mode = render_mode
         self.source, self.verifier = source, verifier
         self.context = validate_template(context)
         self.template = self._resolve_template(prompt_template)
@@ -87,6 +94,7 @@ class ReasoningEnv(gym.Env[str, str]):
         self.action_space = UnicodeText(self.max_completion_chars)
         self.problem: Problem | None = None
         self.index: int | None = None
+        self._last: tuple[str, VerifierResult] | None = None  # the last step's completion and verdict (render)
 
     # ----- problems and text -------------------------------------------------------------------------------
     def _resolve_template(self, template: str | PromptTemplate | Callable[[Problem], str]) -> PromptTemplate:
@@ -180,7 +188,7 @@ class ReasoningEnv(gym.Env[str, str]):
         else:
             index = int(self.np_random.integers(self.num_problems))
         problem = self.problem_at(index)
-        self.problem, self.index = problem, index
+        self.problem, self.index, self._last = problem, index, None
         return self.prompt_for(problem), {"problem_id": problem.id, "index": index}
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -188,6 +196,7 @@ class ReasoningEnv(gym.Env[str, str]):
         if self.problem is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         result = self.verify(self.problem, action)
+        self._last = (action, result)
         info = {
             "verifier": copy.deepcopy(result.to_dict()),
             "privileged_context": self.build_context(self.problem, result),
@@ -196,6 +205,25 @@ class ReasoningEnv(gym.Env[str, str]):
             "index": self.index,
         }
         return "", float(result.score), True, False, info
+
+    def render(self) -> str | None:
+        """``render_mode="ansi"``: the prompt, the last completion and its verdict (score, status, feedback) as
+        text; ``None`` without a render mode (Gymnasium's convention)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; make the env with render_mode='ansi'")
+            return None
+        if self.problem is None:
+            return "(no problem yet: call reset())\n"
+        lines = [f"Problem {self.problem.id} (index {self.index})", "Prompt:", self.prompt_for(self.problem)]
+        if self._last is None:
+            lines.append("Completion: (none yet)")
+        else:
+            completion, result = self._last
+            lines += ["Completion:", completion,
+                      f"Verdict: {result.status} (score {result.score:g}, {'passed' if result.passed else 'failed'})"]
+            if result.feedback:
+                lines.append(f"Feedback: {result.feedback}")
+        return "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:
         name = getattr(self.source, "name", type(self.source).__name__)

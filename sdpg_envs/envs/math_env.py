@@ -22,12 +22,22 @@ def _terse(problem: Problem) -> str:
     return f"Q: {problem.metadata.get('terse', problem.prompt)} A:"
 
 
-MATH_PROMPTS: dict[str, PromptTemplate] = {
-    "default": PromptTemplate("default", lambda p: f"{p.prompt}\n\n{COT_SUFFIX}", "\\boxed{{{answer}}}"),
-    "plain": PromptTemplate("plain", lambda p: p.prompt, "The answer is {answer}."),
-    "gsm8k": PromptTemplate(
-        "gsm8k", lambda p: f"{p.prompt}\n\nSolve step by step and end with a line '#### <answer>'.", "#### {answer}"
-    ),
+def _cot(problem: Problem) -> str:
+    return f"{problem.prompt}\n\n{COT_SUFFIX}"
+
+
+def _plain(problem: Problem) -> str:
+    return problem.prompt
+
+
+def _gsm8k(problem: Problem) -> str:
+    return f"{problem.prompt}\n\nSolve step by step and end with a line '#### <answer>'."
+
+
+MATH_PROMPTS: dict[str, PromptTemplate] = {  # module-level functions, not lambdas: envs must pickle
+    "default": PromptTemplate("default", _cot, "\\boxed{{{answer}}}"),
+    "plain": PromptTemplate("plain", _plain, "The answer is {answer}."),
+    "gsm8k": PromptTemplate("gsm8k", _gsm8k, "#### {answer}"),
     "terse": PromptTemplate("terse", _terse, " {answer}"),
 }
 """``default``: question + "reason step by step ... \\boxed{}"; ``plain``: the question alone; ``gsm8k``: ends

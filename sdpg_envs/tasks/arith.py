@@ -17,6 +17,7 @@ import operator
 import random
 import zlib
 from dataclasses import dataclass
+from functools import partial
 
 from sdpg_envs.tasks.sources import UNBOUNDED, ProceduralSource, problem_rng
 from sdpg_envs.types import Problem
@@ -142,5 +143,5 @@ def arith_source(cfg: ArithConfig | None = None, *, seed: int = 0, split: str = 
                  size: int = UNBOUNDED) -> ProceduralSource:
     """A :class:`ProceduralSource` over :func:`arith_problem` for one split."""
     cfg = cfg or ArithConfig()
-    return ProceduralSource(lambda s, i: arith_problem(s, i, cfg), seed=split_seed(seed, split), size=size,
+    return ProceduralSource(partial(arith_problem, cfg=cfg), seed=split_seed(seed, split), size=size,
                             name=f"arith-{split}")

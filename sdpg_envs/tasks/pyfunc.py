@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sdpg_envs.tasks.arith import split_seed
@@ -170,5 +171,5 @@ def pyfunc_source(cfg: PyFuncConfig | None = None, *, seed: int = 0, split: str 
                   size: int = UNBOUNDED) -> ProceduralSource:
     """A :class:`ProceduralSource` of PyFunc problems for one split (splits are independent streams)."""
     cfg = cfg or PyFuncConfig()
-    return ProceduralSource(lambda s, i: pyfunc_problem(s, i, cfg), seed=split_seed(seed, split), size=size,
+    return ProceduralSource(partial(pyfunc_problem, cfg=cfg), seed=split_seed(seed, split), size=size,
                             name=f"pyfunc-{split}")
