@@ -32,7 +32,9 @@ def parse_methods(spec: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for item in filter(None, (s.strip() for s in spec.split(","))):
         label, *pairs = item.split(":")
-        fields: dict = {"loss": label}
+        from sdpg_train.demo.learning import SDPG_RECIPE
+
+        fields: dict = dict(SDPG_RECIPE) if label == "sdpg" else {"loss": label}
         for pair in pairs:
             key, _, value = pair.partition("=")
             if not _:

@@ -209,8 +209,11 @@ class SDPGConfig:
     """AdamW β2 (second-moment decay)."""
     adam_epsilon: float = 1e-8
     """AdamW ε (denominator guard)."""
-    warmup_steps: int = 0
-    """Linear learning-rate warm-up, in optimiser updates (``num_mini_batches`` per training step)."""
+    warmup_steps: int = 10
+    """Linear learning-rate warm-up, in optimiser updates (``num_mini_batches`` per training step); 0 disables it.
+    On by default: Adam's first updates, with empty moment estimates, move every weight by about the full learning
+    rate whatever the size of its gradient (a sign step), and on noisy policy gradients one such step undid half
+    of a warm start (docs/results.md, "Why nothing learned")."""
     lr_scheduler_type: str = "constant"
     """After warm-up: constant | linear (to 0 at the last update) | cosine."""
     max_grad_norm: float = 1.0
