@@ -3,6 +3,7 @@
 from sdpg_envs.adapters import as_reward_func, to_dataset
 from sdpg_envs.base import PromptTemplate, ReasoningEnv
 from sdpg_envs.checker import check_reasoning_env
+from sdpg_envs.multiturn import MultiTurnEnv
 from sdpg_envs.privileged import register_context_part, render_context
 from sdpg_envs.registration import BUILTIN_ENVS, EnvEntry, register_builtin_envs, register_env, registered_ids
 from sdpg_envs.spaces import UnicodeText
@@ -15,6 +16,7 @@ __all__ = [
     "BUILTIN_ENVS",
     "EnvEntry",
     "ListSource",
+    "MultiTurnEnv",
     "Problem",
     "ProceduralSource",
     "PromptTemplate",

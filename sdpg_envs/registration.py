@@ -36,6 +36,12 @@ BUILTIN_ENVS: list[EnvEntry] = [
     EnvEntry("sdpg/MBPP-v0", "sdpg_envs.envs.code_env:mbpp_env", description="MBPP test split, sandboxed unit tests"),
     EnvEntry("sdpg/PyFunc-v0", "sdpg_envs.envs.code_env:pyfunc_env",
              description="procedural 'write def f(x)' tasks, offline; knobs level, num_examples, num_tests"),
+    EnvEntry("sdpg/HumanEvalRepair-v0", "sdpg_envs.envs.repair_env:humaneval_repair_env",
+             description="HumanEval, multi-turn: test/compiler feedback comes back until a pass or max_attempts"),
+    EnvEntry("sdpg/MBPPRepair-v0", "sdpg_envs.envs.repair_env:mbpp_repair_env",
+             description="MBPP, multi-turn repair (max_attempts=3)"),
+    EnvEntry("sdpg/PyFuncRepair-v0", "sdpg_envs.envs.repair_env:pyfunc_repair_env",
+             description="PyFunc, multi-turn repair (max_attempts=3), offline"),
 ]
 """Built-in ids registered by ``import sdpg_envs``. Other env modules append their entries here."""
 
@@ -49,7 +55,8 @@ def register_env(id: str, entry_point: str | Any, *, overwrite: bool = False, **
         overwrite: Replace an existing registration instead of raising.
         **kwargs: Default keyword arguments for the entry point.
 
-    No ``max_episode_steps``: episodes are one step and end with ``terminated=True``.
+    No ``max_episode_steps``: episodes end with ``terminated=True`` (after one step, or for multi-turn envs
+    after a pass or ``max_attempts`` attempts).
     """
     if not _ID.match(id):
         raise ValueError(f"env id {id!r} must look like 'namespace/Name-vN' (versioned)")

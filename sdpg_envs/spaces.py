@@ -64,3 +64,60 @@ class UnicodeText(spaces.Text):
 
     def __hash__(self) -> int:
         return hash((UnicodeText, self.min_length, self.max_length))
+
+
+ROLES = ("system", "user", "assistant")
+
+
+class ChatMessages(spaces.Space[list]):
+    """A list of chat messages ``[{"role": ..., "content": ...}, ...]`` (the chat-format observation).
+
+    ``contains`` accepts a ``list`` of at most ``max_messages`` dicts with exactly the keys ``role`` (one of
+    :data:`ROLES`) and ``content`` (a ``str`` of at most ``max_chars`` code points); the empty list is a member
+    (the observation after the last turn). ``sample`` returns one to three messages of random unicode.
+
+    Example:
+        >>> space = ChatMessages(max_chars=100)
+        >>> [{"role": "user", "content": "Fix: SyntaxError"}] in space, [("user", "x")] in space
+        (True, False)
+    """
+
+    def __init__(self, max_chars: int, *, max_messages: int = 256, seed: int | np.random.Generator | None = None):
+        if max_chars < 1 or max_messages < 1:
+            raise ValueError(f"need max_chars >= 1 and max_messages >= 1, got {max_chars}, {max_messages}")
+        self.max_chars, self.max_messages = int(max_chars), int(max_messages)
+        self._text = UnicodeText(min(self.max_chars, 200))
+        super().__init__(None, None, seed)
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def seed(self, seed: int | None = None) -> Any:
+        seeds = super().seed(seed)
+        self._text.seed(int(self.np_random.integers(2**31)))
+        return seeds
+
+    def contains(self, x: Any) -> bool:
+        """True for a list of ``{"role", "content"}`` dicts within the bounds."""
+        return isinstance(x, list) and len(x) <= self.max_messages and all(
+            isinstance(m, dict) and m.keys() == {"role", "content"} and m["role"] in ROLES
+            and isinstance(m["content"], str) and len(m["content"]) <= self.max_chars for m in x)
+
+    def sample(self, mask: Any = None, probability: Any = None) -> list[dict[str, str]]:
+        """One to three messages with random roles and random unicode content."""
+        if mask is not None or probability is not None:
+            raise ValueError("ChatMessages.sample does not support masks or probabilities")
+        count = int(self.np_random.integers(1, min(3, self.max_messages) + 1))
+        return [{"role": ROLES[int(self.np_random.integers(len(ROLES)))], "content": self._text.sample()}
+                for _ in range(count)]
+
+    def __repr__(self) -> str:
+        return f"ChatMessages(max_chars={self.max_chars}, max_messages={self.max_messages})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChatMessages) and (self.max_chars, self.max_messages) == (
+            other.max_chars, other.max_messages)
+
+    def __hash__(self) -> int:
+        return hash((ChatMessages, self.max_chars, self.max_messages))
