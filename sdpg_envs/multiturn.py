@@ -145,6 +145,8 @@ class MultiTurnEnv(ReasoningEnv):
         feedback_template: A name from :data:`FEEDBACK_TEMPLATES` or a :class:`FeedbackTemplate`.
         feedback_chars: Budget for the verifier feedback quoted in an observation.
         instruction: What the observation asks for after the feedback (``default`` template).
+        render_mode: ``None`` or ``"ansi"`` (:meth:`render`: the conversation so far and the last verdict);
+            default: the wrapped env's.
 
     Subclass and override :meth:`feedback_message` to word the feedback differently; the privileged context
     is the wrapped env's (``build_context(problem, result)`` of the attempt).
@@ -152,7 +154,7 @@ class MultiTurnEnv(ReasoningEnv):
 
     def __init__(self, env: gym.Env, *, max_attempts: int = 3, discount: float = 1.0, observation: str = "text",
                  feedback_template: str | FeedbackTemplate = "default", feedback_chars: int = 1000,
-                 instruction: str = "Try again."):
+                 instruction: str = "Try again.", render_mode: str | None = None):
         inner = getattr(env, "unwrapped", env)
         if not isinstance(inner, ReasoningEnv):
             raise TypeError(f"MultiTurnEnv wraps a ReasoningEnv, got {type(inner).__name__}")
@@ -171,12 +173,14 @@ class MultiTurnEnv(ReasoningEnv):
                 known = ", ".join(sorted(FEEDBACK_TEMPLATES))
                 raise ValueError(f"unknown feedback_template {feedback_template!r}; choose from {known}")
             feedback_template = FEEDBACK_TEMPLATES[feedback_template]
-        self.env = inner
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                             f"got {render_mode!r}")
+        self.env, self.render_mode = inner, render_mode if render_mode is not None else inner.render_mode
         self.max_attempts, self.discount = max_attempts, float(discount)
         self.observation_mode, self.feedback_template = observation, feedback_template
         self.feedback_chars, self.instruction = int(feedback_chars), str(instruction)
         self.source, self.verifier, self.template = inner.source, inner.verifier, inner.template
-        self.prompt_templates: Mapping[str, PromptTemplate] = inner.prompt_templates
         self.max_completion_chars = inner.max_completion_chars
         self.observation_space = (UnicodeText(MAX_PROMPT_CHARS) if observation == "text"
                                   else ChatMessages(MAX_PROMPT_CHARS))
@@ -184,6 +188,7 @@ class MultiTurnEnv(ReasoningEnv):
         self.problem: Problem | None = None
         self.index: int | None = None
         self.turns: list[Turn] = []
+        self._last: tuple[str, VerifierResult] | None = None
 
     # ----- the wrapped env's problems, text, verifier and context -------------------------------------------
     @property
@@ -194,6 +199,10 @@ class MultiTurnEnv(ReasoningEnv):
     @context.setter
     def context(self, value: ContextTemplate) -> None:
         self.env.context = value
+
+    @property
+    def prompt_templates(self) -> Mapping[str, PromptTemplate]:  # type: ignore[override]
+        return self.env.prompt_templates
 
     @property
     def num_problems(self) -> int:
@@ -301,6 +310,7 @@ class MultiTurnEnv(ReasoningEnv):
         else:
             obs = self._text_observation(completion, message) if message else ""
         self.turns.append(Turn(completion, result, copy.deepcopy(obs)))
+        self._last = (completion, result)
         info = {
             "verifier": copy.deepcopy(result.to_dict()),
             "privileged_context": self.build_context(self.problem, result),
@@ -314,6 +324,22 @@ class MultiTurnEnv(ReasoningEnv):
         }
         reward = self.reward_for(result.score, attempt) if terminated else 0.0
         return obs, reward, terminated, False, info
+
+    def render(self) -> str | None:
+        """``render_mode="ansi"``: every attempt so far with its verdict and the feedback shown after it."""
+        if self.render_mode is None or self.problem is None or not self.turns:
+            return super().render()
+        lines = [f"Problem {self.problem.id} (index {self.index}), attempt {self.attempt} of {self.max_attempts}",
+                 "Prompt:", self.prompt_for(self.problem)]
+        for i, turn in enumerate(self.turns, 1):
+            r = turn.result
+            lines += [f"Attempt {i}:", turn.completion,
+                      f"Verdict: {r.status} (score {r.score:g}, {'passed' if r.passed else 'failed'})"]
+            shown = turn.observation if isinstance(turn.observation, str) else "\n".join(
+                m["content"] for m in turn.observation)
+            if shown.strip():
+                lines += ["Feedback shown:", shown.strip()]
+        return "\n".join(lines) + "\n"
 
     def __repr__(self) -> str:
         return f"<MultiTurnEnv max_attempts={self.max_attempts} env={self.env!r}>"

@@ -113,3 +113,16 @@ def test_mbpp_repair_chat_feedback_shows_the_failing_test():
     assert content.startswith("Attempt 1 of 2 failed (wrong_answer).") and "Test failed: assert remove_Occ(" in content
     assert content.endswith("Fix the program. Answer with the complete Python code in a single ```python code block.")
     env.close()
+
+
+def test_render_ansi_shows_every_attempt_and_the_feedback_shown():
+    env = doubles(render_mode="ansi")
+    env.reset(options={"index": 2})
+    assert "Completion: (none yet)" in env.render()
+    env.step("3")
+    env.step("4")
+    text = env.render()
+    assert "attempt 2 of 3" in text and "Attempt 1:\n3\nVerdict: incorrect" in text and "Feedback shown:" in text
+    assert text.rstrip().endswith("Verdict: correct (score 1, passed)")
+    with pytest.raises(ValueError, match="render_mode"):
+        doubles(render_mode="human")
