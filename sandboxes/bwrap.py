@@ -1,20 +1,26 @@
 """``bwrap`` backend: bubblewrap jails with warm fork servers (the default on Linux).
 
 What it isolates:
-  * File system: the host root is mounted read-only; /root, /home and /run are hidden behind empty tmpfs
-    (the Python installation is re-bound read-only); every run gets its own mount and IPC namespace with a
-    fresh size-capped tmpfs on /tmp (the work dir is /tmp/work) and /dev/shm, gone when the run ends.
+  * File system: the jail's root is an empty tmpfs with, read-only, only the system dirs the interpreter,
+    /bin/sh and gcc/g++ need (``SYSTEM_DIRS``, ``ETC_FILES``) and the interpreter's prefix (its site-packages
+    hidden): never the project, /work, shared data, the venv, /home, /root, /opt, /var or /run. A fresh /dev,
+    a /proc of the jail's pid namespace with host-wide files masked, no host /sys. Every run gets its own mount
+    and IPC namespace with a fresh size-capped tmpfs on /tmp (the work dir is /tmp/work) and /dev/shm, gone when
+    the run ends; the worker's cgroup dirs are hidden from it.
   * Network: a private network namespace with no interfaces up; loopback and public addresses fail.
   * Processes: own pid, ipc and uts namespaces; programs run as an unprivileged uid (leased per worker
-    slot from 60000-65534 when the caller is root) with no capabilities and ``no_new_privs``, in a new session,
-    with a cleared environment; every process left after the run (daemons, setsid, double forks) is
-    SIGKILLed through the pid namespace; the jail dies with its parent (``--die-with-parent``).
-  * Resources: rlimits for CPU, address space, file size, open files and processes; per-worker memory
-    and pids cgroups (v1 or v2) when the cgroup tree is writable; a wall-clock deadline.
+    slot from 60000-65534 when the caller is root) with no capabilities, ``no_new_privs`` and the seccomp
+    filter of ``sandboxes/seccomp.py`` (no ptrace, keyrings, namespaces, bpf, perf ...), in a new session with
+    a fresh session keyring and a cleared environment; every process left after the run (daemons, setsid,
+    double forks) is SIGKILLed; the jail dies with its parent (``--die-with-parent``). As non-root: a user
+    namespace with ``--disable-userns``.
+  * Resources: rlimits for CPU, address space, file size, open files and processes; per-worker memory, pids
+    and CPU cgroups (v1 or v2) when the cgroup tree is writable; the run's CPU budget counts every process it
+    started (orphans included); a wall-clock deadline.
 
-What it does not isolate: world-readable host files stay readable (read-only); the kernel is shared
-(a kernel exploit escapes); the string hash seed is per worker, not per run; CPU time is measured for
-the main process and the children it waited for.
+What it does not isolate: the kernel is shared (a kernel exploit escapes); the string hash seed is per
+worker, not per run; host-wide load and ``flock`` on the read-only system files are channels between
+concurrent runs.
 
 Warm strategy: each worker slot is one jail running a fork server with the interpreter already started
 and common stdlib modules imported. A program runs in a child forked from a template process that never held

@@ -2,17 +2,18 @@
 
 What it isolates: each container has ``network_mode="none"``, a memory limit with swap equal to it
 (no swap), a pids limit, a CPU quota (one CPU by default), a read-only root file system with a
-size-capped tmpfs /tmp (the work dir lives there) and a fresh /dev/shm, ``cap_drop=ALL``,
-``no-new-privileges``, and an unprivileged uid (leased per slot from 60000-65534, see ``uids``).
-Programs run in freshly
-forked children (one per run) with rlimits, a wall-clock deadline and output caps; after each run every
-process of the container other than its idle init and the server is SIGKILLed and /tmp and /dev/shm
-are wiped, so no files or processes carry over to the next run in the same container.
+size-capped tmpfs /tmp (the work dir lives there) and a fresh /dev/shm, ``no-new-privileges``, and host /sys
+and host-wide /proc files masked (``MASKED_PATHS``). The fork server runs as the container's root with only
+``SERVER_CAPS``, non-dumpable; each program runs as an unprivileged uid (leased per slot from 60000-65534, see
+``uids``) with no capabilities, the seccomp filter of ``sandboxes/seccomp.py`` and a fresh session keyring,
+in a child forked from a template that never held a request, with rlimits, a wall-clock deadline, a CPU
+budget over all its processes (summed from /proc) and output caps. After each run every process of the
+container other than its idle init, the server and the template is SIGKILLed, /tmp and /dev/shm are wiped and
+the uid's SysV IPC objects removed, so no files, processes or IPC carry over to the next run.
 
 What it does not isolate: the kernel is shared with the host; the string hash seed is per worker;
 the memory/pids cgroup limits are fixed per container (``Program.limits`` may lower the rlimits per
-run, but the container limits stay those of the sandbox's ``limits``). A program can kill its own
-server (same uid): that run ends with ``sandbox_error`` and the server is restarted.
+run, but the container limits stay those of the sandbox's ``limits``).
 
 Images: build one offline with ``sdpg sandbox build-image`` (tag ``sdpg-sandbox:latest``); any image
 with a Python 3 works (the label ``sdpg.python`` or ``python3`` on PATH names the interpreter).

@@ -2,21 +2,22 @@
 
 Every result says ``isolated=False`` and the first use logs a warning.
 
-What it does: warm fork servers (one per worker slot); each program runs in a freshly forked child in
-a new session, with a cleared environment, rlimits (CPU, address space, file size, open files,
-processes), per-worker memory/pids cgroups where writable, a wall-clock deadline, output caps, and a
-fresh work dir removed after the run. When the caller is root the program runs as a dedicated
-unprivileged uid (leased per worker slot from 60000-65534, see ``uids``) with no capabilities and
-``no_new_privs``: it cannot
-write the caller's files, and afterwards every process of that uid is SIGKILLed and the files it left
-in /tmp, /var/tmp and /dev/shm are removed. When the interpreter is not reachable by that uid (pyenv
-under a 0700 /root), a hard-linked mirror of the base CPython's stdlib is used instead.
+What it does: warm fork servers (one per worker slot); each program runs in a freshly forked child (from a
+template that never held a request) in a new session, with a cleared environment, the seccomp filter of
+``sandboxes/seccomp.py``, a fresh session keyring, rlimits (CPU, address space, file size, open files,
+processes), per-worker memory/pids/CPU cgroups where writable (the CPU budget then counts every process of
+the run), a wall-clock deadline, output caps, and a fresh work dir removed after the run. When the caller is
+root the program runs as a dedicated unprivileged uid (leased per worker slot from 60000-65534, see ``uids``)
+with no capabilities and ``no_new_privs``: it cannot write the caller's files, and afterwards every process
+of that uid is SIGKILLed and the files it left in /tmp, /var/tmp and /dev/shm and its SysV IPC objects are
+removed. When the interpreter is not reachable by that uid (pyenv under a 0700 /root), a hard-linked mirror
+of the base CPython's stdlib is used instead.
 
 What it does not isolate: the network (loopback and public addresses are reachable), the host's
 process table and world-writable directories (writes there are cleaned up only when running as a
 dedicated uid), and everything readable by that uid. As a non-root caller the program runs with the
 caller's own uid and leftovers are found by walking the process tree (a daemon that escapes the
-tree, which the server's subreaper role makes hard but not impossible, is not found). Use ``bwrap``
+tree, which the template's subreaper role makes hard but not impossible, is not found). Use ``bwrap``
 or ``docker`` for untrusted code.
 """
 
