@@ -209,6 +209,8 @@ CORRECT_WITH_GLOBALS = {
                                          "import os as math\ndef add(a, b):\n    return a + b",
     "a generator and a recursive structure": "G = (i for i in range(3))\nL = []\nL.append(L)\n"
                                              "def add(a, b):\n    return a + b",
+    "a global iterator the function uses": "import itertools\nCALLS = itertools.count()\nBIG = list(range(10**6))\n"
+                                           "def add(a, b):\n    assert next(CALLS) < 10\n    return a + b",
 }
 
 

@@ -325,10 +325,11 @@ def trusted_helpers(cfg):
     return {k: v for k, v in ns.items() if type(v) is type(trusted_helpers) and not k.startswith("__")}
 
 
-def bind_program_names(cfg, rpc, names):
+def bind_program_names(cfg, rpc, names, tree):
     """The namespace the tests run in: the program's names as proxies, minus what it may not replace."""
     ns = {"__name__": "__sdpg_tests__", "__builtins__": builtins}
     entry, helpers = cfg.get("entry_point"), trusted_helpers(cfg)
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
     for name, (kind, payload) in names.items():
         if name == entry:
             pass
@@ -338,11 +339,11 @@ def bind_program_names(cfg, rpc, names):
             continue  # ``math`` must be the math module (a program-defined ``math.isclose`` would decide asserts)
         if kind == "callable":
             ns[name] = Remote(rpc, name)
-        elif kind == "value":
+        elif kind == "value" and name in used:
             try:
-                ns[name] = rpc.dec(payload)
-            except (ValueError, TypeError):
-                continue  # a global the judge cannot hold: the tests cannot use it, the program still can
+                ns[name] = rpc.request(("value", ("name", name)), None)
+            except Exception:  # noqa: BLE001 - a global the judge cannot hold: not offered, the program still has it
+                continue
         elif kind == "module" and str(payload).split(".")[0] in sys.stdlib_module_names \
                 and str(payload) not in _NOISY_MODULES:
             try:
@@ -355,13 +356,13 @@ def bind_program_names(cfg, rpc, names):
 
 def run_tests(cfg, rpc, names):
     """Execute the trusted test code against proxies of the program's names; return the report section."""
-    ns = bind_program_names(cfg, rpc, names)
     rewriter = RewriteAsserts(cfg["tests"])
     tree = ast.fix_missing_locations(rewriter.visit(ast.parse(cfg["tests"], "<tests>")))
     recorder = Recorder(rpc, rewriter.sources)
-    ns["_sdpg_assert"] = recorder
     section = {"completed": False, "error": None}
     try:
+        ns = bind_program_names(cfg, rpc, names, tree)  # may already ask the program for values
+        ns["_sdpg_assert"] = recorder
         exec(compile(tree, "<tests>", "exec"), ns)
         entry = cfg.get("entry_point")
         if entry and callable(ns.get("check")) and not isinstance(ns["check"], Remote):

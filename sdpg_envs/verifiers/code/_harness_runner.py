@@ -166,19 +166,16 @@ class Runner:
         return v
 
     def describe(self):
+        """Each global's kind. Values are sent only when the tests name them (op ``value``): encoding every global
+        up front would consume global iterators (``itertools.count()``) and copy large tables for nothing."""
         names = {}
         for name, value in list(self.ns.items()):
             if name.startswith("__"):
                 continue
             if type(value) is type(sys):
                 names[name] = ("module", getattr(value, "__name__", ""))
-            elif callable(value):
-                names[name] = ("callable", None)
             else:
-                try:
-                    names[name] = ("value", self.enc(value))
-                except Exception:  # noqa: BLE001 - an unencodable global is simply not offered
-                    continue
+                names[name] = ("callable" if callable(value) else "value", None)
         return names
 
     def serve(self, request):
@@ -186,6 +183,8 @@ class Runner:
         obj = self.ns[target[1]] if target[0] == "name" else self.handles[target[1]]
         if op == "bool":
             return ("ok", bool(obj), [])
+        if op == "value":
+            return ("ok", self.enc(obj), [])
         if op == "getattr":
             return ("ok", self.enc(getattr(obj, request[2])), [])
         if op == "setattr":
