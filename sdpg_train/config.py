@@ -233,7 +233,10 @@ class SDPGConfig:
 
     # ------------------------------------------------------------------ logging
     output_dir: str | None = None
-    """Run folder; default ``runs/{env}__{loss}__{seed}__{time}``."""
+    """Run folder; default ``runs/{env}__{loss}__{seed}__{time}``. A fresh run refuses a folder that already holds
+    a run (its metrics, samples or checkpoints) unless ``overwrite_output_dir``; resume it instead."""
+    overwrite_output_dir: bool = False
+    """Let a fresh run replace the run already in ``output_dir`` (its checkpoints, metrics and samples are deleted)."""
     report_to: list = field(default_factory=lambda: ["jsonl"])
     """Metric backends besides the always-on ``metrics.jsonl``: tensorboard, wandb (or none)."""
     run_name: str | None = None

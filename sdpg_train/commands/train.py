@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     resume = True if resume in ("last", "true", "True") else resume
     try:
         metrics = trainer.train(resume_from_checkpoint=resume)
-    except FileNotFoundError as exc:  # e.g. --resume_from_checkpoint last with no checkpoint yet
+    except (FileNotFoundError, FileExistsError) as exc:  # no checkpoint to resume; a used output_dir
         print(f"sdpg train: {exc}", file=sys.stderr)
         return 2
     if trainer.dist.is_main:

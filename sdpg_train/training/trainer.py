@@ -34,6 +34,7 @@ from sdpg_train.methods.sdpg import beta_schedule
 from sdpg_train.training.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint, seed_everything
 from sdpg_train.training.distributed import all_reduce_sum, barrier, init_distributed, wrap_model
 from sdpg_train.training.logging import make_logger, progress_postfix, step_metrics, write_samples
+from sdpg_train.training.run_dir import prepare_fresh_run, truncate_logs, warn_config_changes, write_run_info
 
 
 def compute_loss(cfg: SDPGConfig, out, mb: MicroBatch, beta: float, num_tokens: float, **extra: Any):
@@ -98,7 +99,13 @@ class SDPGTrainer:
     def train(self, resume_from_checkpoint: bool | str | Path | None = None) -> dict[str, float]:
         """Run ``max_steps`` steps (continuing from a checkpoint when asked); returns the last step's metrics."""
         args = self.args
-        self._maybe_resume(resume_from_checkpoint)
+        resumed_from = self._maybe_resume(resume_from_checkpoint)
+        if resumed_from is None and self.global_step == 0:  # a fresh run: never mix it with an earlier one
+            if self.dist.is_main:
+                prepare_fresh_run(self.output_dir, args.overwrite_output_dir)
+            barrier(self.dist)
+        if self.dist.is_main:
+            write_run_info(self.output_dir, args.to_dict(), resumed_from, self.global_step)
         logger = make_logger(args.report_to, self.output_dir, run_name=args.run_name or self.output_dir.name,
                              project=args.project, config=args.to_dict(), rank=self.dist.rank)
         bar = tqdm(total=args.max_steps, initial=self.global_step, desc="sdpg train", unit="step",
@@ -322,9 +329,10 @@ class SDPGTrainer:
                 self.policy.lm.save_pretrained(output_dir)
             self.tokenizer.save_pretrained(output_dir)
 
-    def _maybe_resume(self, resume: bool | str | Path | None) -> None:
+    def _maybe_resume(self, resume: bool | str | Path | None) -> Path | None:
+        """Load the checkpoint asked for; cut the logs back to its step and warn about config changes."""
         if not resume:
-            return
+            return None
         path = last_checkpoint(self.output_dir) if resume is True else Path(resume)
         if path is None:
             raise FileNotFoundError(f"resume_from_checkpoint=True but {self.output_dir} has no checkpoint-N")
@@ -332,6 +340,11 @@ class SDPGTrainer:
                                 ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None,
                                 rank=self.dist.rank, extra_modules=self.method.modules(), precision=self.precision)
         self.global_step = int(state["global_step"])
+        if self.dist.is_main:
+            warn_config_changes(path, state.get("config"), self.args.to_dict())
+            truncate_logs(self.output_dir, self.global_step)
+        barrier(self.dist)
+        return path
 
 
 def _detached(t: torch.Tensor | None) -> torch.Tensor | None:
