@@ -317,7 +317,13 @@ class SDPGConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ValueError(f"{path} is not valid YAML{where}: {problem}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of SDPGConfig fields, got {type(data).__name__}")
         return cls.from_dict({**data, **overrides})

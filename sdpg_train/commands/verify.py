@@ -79,17 +79,45 @@ def _write_atomic(path: Path, rows: list[dict]) -> None:
         raise
 
 
+def _check_writable(path: Path) -> str | None:
+    """Why ``path`` cannot be written (None when it can), tested before any work is done."""
+    if path.is_dir():
+        return "it is a folder"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     module_name, required, text_key = TASKS[args.task]
     if not args.input.is_file():
         print(f"sdpg verify: input file {args.input} does not exist", file=sys.stderr)
         return 2
+    why = _check_writable(args.output)
+    if why is not None:
+        print(f"sdpg verify: cannot write --output {args.output}: {why}", file=sys.stderr)
+        return 2
     rows, errors = _read_rows(args.input, required, text_key)
     todo = [i for i in range(len(rows)) if i not in errors]
-    module = importlib.import_module(module_name)
-    with tqdm(total=len(todo), desc=f"verify {args.task}", unit="row", disable=args.no_progress,
-              file=sys.stderr) as bar:
+    bar = tqdm(total=len(todo), desc=f"verify {args.task}", unit="row", disable=args.no_progress, file=sys.stderr)
+    try:
+        module = importlib.import_module(module_name)
         verdicts = module.verify_rows([rows[i] for i in todo], progress=bar.update)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"sdpg verify: interrupted after {bar.n} of {len(todo)} rows; nothing was written to {args.output} "
+              "(the output is written only when every row is verified; run the command again)", file=sys.stderr)
+        return 130
+    except (RuntimeError, ValueError, OSError) as exc:  # e.g. a forced sandbox backend (SDPG_SANDBOX) missing
+        bar.close()
+        print(f"sdpg verify: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    bar.close()
     out = [errors.get(i) for i in range(len(rows))]
     for i, verdict in zip(todo, verdicts, strict=True):
         out[i] = {**rows[i], **verdict}

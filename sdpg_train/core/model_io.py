@@ -211,6 +211,21 @@ def plan_step(batch: RolloutBatch, teacher_prompts: Sequence[Sequence[int] | Non
     return minis
 
 
+def check_model_name(name: str) -> None:
+    """Refuse a model name that is neither an existing local folder nor a possible hub id (``org/name``), with a
+    message that says so (instead of the hub client's "Repo id must be in the form ...")."""
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"model path {name} has no config.json: expected a folder saved by save_pretrained "
+                             "(or a checkpoint-N folder)")
+        return
+    looks_local = name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1 or "\\" in name
+    if looks_local:
+        raise ValueError(f"model path {name} does not exist (a local folder, a hub id such as "
+                         "Qwen/Qwen2.5-0.5B-Instruct, or 'tiny')")
+
+
 def load_model_and_tokenizer(model: Any, processing_class: Any, *, name_or_path: str | None, dtype: str,
                              seed: int, gradient_checkpointing: bool, low_precision_params: bool = False,
                              disable_dropout: bool = True) -> tuple[nn.Module, Any]:
@@ -232,6 +247,7 @@ def load_model_and_tokenizer(model: Any, processing_class: Any, *, name_or_path:
     elif name is not None:
         from transformers import AutoModelForCausalLM
 
+        check_model_name(name)
         lm = AutoModelForCausalLM.from_pretrained(name, dtype=load_dtype(dtype, low_precision_params))
         tok = processing_class or load_tokenizer(name)
     else:

@@ -41,7 +41,8 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     if preference == "cuda" and torch.cuda.is_available():
         return torch.device(f"cuda:{local_rank}")
     if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={preference!r} but CUDA is not available; use device=cpu or auto")
+        raise ValueError(f"device={preference!r} but CUDA is not available here (torch {torch.__version__}); "
+                         "use --device cpu or auto")
     return torch.device(preference)
 
 

@@ -110,6 +110,22 @@ class CompositeLogger:
             lg.close()
 
 
+BACKEND_PACKAGES = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb")}
+"""``report_to`` backend -> (module it imports, pip extra of sdpg)."""
+
+
+def check_backends(report_to: Sequence[str]) -> None:
+    """Raise ``ImportError`` naming the install command when a ``report_to`` backend's package is missing (checked
+    when the trainer is built, before any model is loaded)."""
+    import importlib.util
+
+    for name in report_to:
+        module, extra = BACKEND_PACKAGES.get(name, (None, None))
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise ImportError(f"report_to={name} needs the {module} package: pip install {module} (or "
+                              f"pip install 'sdpg[{extra}]'), or drop it from report_to")
+
+
 def make_logger(report_to: Sequence[str], output_dir: str | Path, *, run_name: str, project: str,
                 config: Mapping[str, Any], rank: int = 0) -> MetricLogger:
     """``metrics.jsonl`` plus the backends named in ``report_to`` (rank 0 only)."""

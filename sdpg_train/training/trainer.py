@@ -33,7 +33,7 @@ from sdpg_train.methods.base import Method
 from sdpg_train.methods.sdpg import beta_schedule
 from sdpg_train.training.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint, seed_everything
 from sdpg_train.training.distributed import all_reduce_sum, barrier, init_distributed, wrap_model
-from sdpg_train.training.logging import make_logger, progress_postfix, step_metrics, write_samples
+from sdpg_train.training.logging import check_backends, make_logger, progress_postfix, step_metrics, write_samples
 from sdpg_train.training.run_dir import prepare_fresh_run, truncate_logs, warn_config_changes, write_run_info
 
 
@@ -61,6 +61,7 @@ class SDPGTrainer:
     def __init__(self, model: Any = None, env: Any = None, args: SDPGConfig | None = None,
                  processing_class: Any = None, reward_funcs: Any = None, train_dataset: Any = None) -> None:
         self.args = args = args or SDPGConfig()
+        check_backends(args.report_to)  # a missing wandb/tensorboard fails now, not after the model has loaded
         self.dist = init_distributed(args.device)
         seed_everything(args.seed)
         lm, self.tokenizer = load_model_and_tokenizer(

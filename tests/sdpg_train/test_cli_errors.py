@@ -44,3 +44,91 @@ def test_import_flag_reaches_a_users_env_and_the_error_says_so(tmp_path):
                 "--output_dir", str(out), *TINY, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["step"] == 1
+
+
+def _main_error(capsys, *argv: str) -> str:
+    from sdpg_train.cli import main
+
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err, err
+    assert err[-1].startswith("sdpg ") and "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    import torch
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loss: grpo\nmax_steps: [1\n")
+    assert "bad.yaml is not valid YAML (line 3" in _main_error(capsys, "train", "--config", str(bad))
+    base = ["train", "--model_name_or_path", "tiny", "--output_dir", str(tmp_path / "o")]
+    if not torch.cuda.is_available():
+        assert "CUDA is not available" in _main_error(capsys, *base, "--device", "cuda")
+    if importlib.util.find_spec("wandb") is None:
+        assert "pip install wandb" in _main_error(capsys, *base, "--report_to", "wandb")
+    line = _main_error(capsys, "train", "--model_name_or_path", str(tmp_path / "no" / "model"), "--device", "cpu")
+    assert "does not exist" in line and "Repo id" not in line
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"program": "def f():\\n    return 1", "tests": "assert f() == 1"}\n')
+    (tmp_path / "file").write_text("")
+    under_a_file = str(tmp_path / "file" / "x")
+    line = _main_error(capsys, "verify", "--task", "code", "--input", str(rows), "--output", under_a_file)
+    assert "cannot write --output" in line
+    monkeypatch.setenv("SDPG_SANDBOX", "docker")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    out = tmp_path / "out.jsonl"
+    line = _main_error(capsys, "verify", "--task", "code", "--input", str(rows), "--output", str(out), "--no-progress")
+    assert "docker" in line and not out.exists()
+
+
+def _interrupt(cmd: list[str], ready, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own session, wait until ``ready(stderr_so_far)``, then Ctrl-C the whole group."""
+    import signal
+    import threading
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read1(4096), b"")), daemon=True)
+    reader.start()
+    while proc.poll() is None and not ready(b"".join(chunks).decode(errors="replace")):
+        threading.Event().wait(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout = proc.stdout.read().decode()
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, b"".join(chunks).decode(errors="replace"))
+
+
+@pytest.mark.timeout(400)
+def test_ctrl_c_in_train_says_where_it_stopped_and_how_to_resume(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "sdpg_train.cli", "train", "--max_steps", "500", "--save_steps", "1",
+           "--output_dir", str(out), *TINY]
+    proc = _interrupt(cmd, lambda err: (out / "checkpoint-1").is_dir(), tmp_path)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    line = [x for x in proc.stderr.splitlines() if x.startswith("sdpg train: interrupted")][-1]
+    assert "last checkpoint" in line and str(out) in line
+    resume = line.split("Resume with: ", 1)[1]
+    assert resume.startswith("sdpg train ") and resume.endswith(f"--output_dir {out} --resume_from_checkpoint last")
+    step = int(line.split("after step ")[1].split(";")[0])
+    done = sdpg(*resume.split()[1:], "--max_steps", str(step + 1), cwd=tmp_path)  # the printed command works
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["step"] == step + 1
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_in_verify_is_one_line_and_writes_nothing(tmp_path):
+    rows = tmp_path / "slow.jsonl"
+    row = {"program": "import time\ntime.sleep(120)", "tests": "assert True", "timeout_s": 120}
+    rows.write_text("\n".join(json.dumps(row) for _ in range(3)) + "\n")
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-m", "sdpg_train.cli", "verify", "--task", "code", "--input", str(rows), "--output",
+           str(out)]
+    proc = _interrupt(cmd, lambda err: "verify code" in err, tmp_path)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "sdpg verify: interrupted after 0 of 3 rows; nothing was written" in proc.stderr and not out.exists()
