@@ -75,7 +75,7 @@ class SDPGConfig:
     env_weights: list | None = None
     """Sampling weight per env (one per env id/instance); None = uniform."""
     env_kwargs: dict = field(default_factory=dict)
-    """Keyword arguments for ``gym.make``, keyed by env id: ``{"sdpg/Arith-v0": {"difficulty": 2}}``."""
+    """Keyword arguments for ``gym.make``, keyed by env id: ``{"sdpg/Arith-v0": {"digits": 3}}``."""
 
     # ------------------------------------------------------------------ generation
     num_prompts_per_step: int = 4

@@ -16,7 +16,8 @@ from pathlib import Path
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
-                        help="the CI-sized demo (smaller model, short warm start, 4 RL steps; about 2 minutes)")
+                        help="the CI-sized demo (smaller model, short warm start, 4 RL steps; about 1 minute on "
+                             "2 idle cores)")
     parser.add_argument("--methods", default="sdpg,grpo,ppo",
                         help="comma-separated losses to compare (default sdpg,grpo,ppo; unavailable ones are "
                              "skipped and named in the report)")
