@@ -9,6 +9,7 @@ Run: ``python examples/custom_env.py``. The recipe (also in docs/environments.md
 
 from __future__ import annotations
 
+import pickle
 import re
 
 import gymnasium as gym
@@ -48,13 +49,15 @@ class TagVerifier:
         return [self(p, c) for p, c in zip(problems, completions)]
 
 
-class ReverseEnv(ReasoningEnv):
-    """3. The environment: a prompt template that asks for the tag, the source and the verifier."""
+def tagged_prompt(problem: Problem) -> str:
+    return f"{problem.prompt} Put it inside <answer></answer>."
 
-    prompt_templates = {
-        "default": PromptTemplate("default", lambda p: f"{p.prompt} Put it inside <answer></answer>.",
-                                  answer_format="<answer>{answer}</answer>"),
-    }
+
+class ReverseEnv(ReasoningEnv):
+    """3. The environment: a prompt template that asks for the tag, the source and the verifier. Module-level
+    functions rather than lambdas, so the env pickles (async vector envs, Ray, multiprocessing)."""
+
+    prompt_templates = {"default": PromptTemplate("default", tagged_prompt, answer_format="<answer>{answer}</answer>")}
 
     def __init__(self, seed: int = 0, **kwargs):
         super().__init__(ProceduralSource(reverse_word_problem, seed=seed, name="reverse"), TagVerifier(), **kwargs)
@@ -66,6 +69,7 @@ register_env("myproject/ReverseWord-v0", f"{__name__}:ReverseEnv", overwrite=Tru
 if __name__ == "__main__":
     env = gym.make("myproject/ReverseWord-v0", context="reference+feedback")
     check_reasoning_env(env)
+    pickle.loads(pickle.dumps(env))  # picklable, as every sdpg env is
     obs, info = env.reset(seed=0)
     _, reward, _, _, info = env.step("<answer>olleh</answer>")
     print(f"prompt: {obs}\nreward: {reward}\nteacher context:\n{info['privileged_context']}")
