@@ -218,6 +218,9 @@ class SDPGConfig:
     """After warm-up: constant | linear (to 0 at the last update) | cosine."""
     max_grad_norm: float = 1.0
     """Gradient-norm clip (≤ 0 disables clipping; non-finite norms always skip the update)."""
+    distributed_strategy: str = "ddp"
+    """Under torchrun: ddp (replicate the model, average gradients) | fsdp (FSDP2 ``fully_shard``: parameters,
+    gradients and AdamW state sharded over ranks; sharded checkpoints). Ignored in a single process."""
     max_tokens_per_micro_batch: int = 8192
     """Micro-batch budget in padded tokens of the longer (teacher) view; sets gradient accumulation."""
     head_chunk_size: int = 0
@@ -463,6 +466,9 @@ def _validate(c: SDPGConfig) -> None:
            "low_precision_params needs torch_dtype bfloat16 (fp16 parameters cannot be trained with a loss scaler)")
     _check(c.lora_r >= 0 and c.lora_alpha > 0 and 0 <= c.lora_dropout < 1,
            "lora_r must be ≥ 0, lora_alpha > 0 and lora_dropout in [0, 1)")
+    _check(c.distributed_strategy in ("ddp", "fsdp"), "distributed_strategy must be ddp or fsdp")
+    _check(c.distributed_strategy != "fsdp" or (c.teacher_model_kind != "ema" and not c.lora_r),
+           "distributed_strategy fsdp does not support teacher_model_kind ema or LoRA yet; use ddp")
     _check(len(c.lora_target_modules) >= 1, "lora_target_modules must name at least one module (or all-linear)")
     _check(0 < c.teacher_update_rate <= 1, "teacher_update_rate must be in (0, 1]")
     _check(c.teacher_temperature > 0, f"teacher_temperature must be > 0, got {c.teacher_temperature}")

@@ -4,7 +4,9 @@ Layout (the same file names as ``transformers.Trainer``, so ``AutoModelForCausal
 works as is): ``model.safetensors`` + ``config.json`` (``save_pretrained``), the tokenizer files,
 ``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth`` (``rng_state_{rank}.pth`` for ranks > 0),
 ``trainer_state.json``, for an EMA teacher ``teacher_ema.safetensors``, with fp16 ``scaler.pt``, and with LoRA
-``adapter/`` (the adapter, used for resume) beside the merged ``model.safetensors``. A checkpoint is written into a
+``adapter/`` (the adapter, used for resume) beside the merged ``model.safetensors``; under FSDP2 ``sharded/``
+(model and AdamW shards, ``torch.distributed.checkpoint``) replaces ``optimizer.pt`` and the full weights are
+gathered into ``model.safetensors``. A checkpoint is written into a
 temporary folder and renamed into place, so a crash never leaves a half-written ``checkpoint-N``.
 """
 
@@ -96,6 +98,8 @@ def save_checkpoint(
     extra_modules: dict[str, nn.Module] | None = None,
     scaler_state: dict[str, Any] | None = None,
     lora_merge: bool = True,
+    model_state: dict[str, torch.Tensor] | None = None,
+    sharded: bool = False,
 ) -> Path:
     """Write ``checkpoint-{step}`` atomically (rank 0 writes everything; other ranks only their RNG state).
 
@@ -106,20 +110,22 @@ def save_checkpoint(
         final.mkdir(parents=True, exist_ok=True)
         torch.save(rng_state(), final / _rng_file(rank))
         return final
-    tmp = Path(output_dir) / f".tmp-checkpoint-{step}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = tmp_checkpoint_dir(output_dir, step)
+    if not sharded:  # a sharded save has already written tmp/sharded/ (all ranks, :func:`save_sharded`)
+        shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True, exist_ok=True)
     from sdpg_train.core.lora import is_peft, save_lora
 
     if is_peft(model):  # adapter/ (resume) + merged model.safetensors (from_pretrained-ready)
         save_lora(model, tmp, merge=lora_merge)
-    else:
-        model.save_pretrained(tmp, safe_serialization=True)
+    else:  # model_state: the gathered full weights of a sharded (FSDP2) model
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=model_state)
     if tokenizer is not None:
         tokenizer.save_pretrained(tmp)
     if scaler_state is not None:  # fp16 loss scale
         torch.save(scaler_state, tmp / "scaler.pt")
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    if not sharded:  # sharded: the optimiser state lives in sharded/ with the model shards
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(rng_state(), tmp / _rng_file(0))
     if ema_teacher is not None:
@@ -136,6 +142,45 @@ def save_checkpoint(
     os.replace(tmp, final)
     rotate_checkpoints(output_dir, save_total_limit)
     return final
+
+
+def tmp_checkpoint_dir(output_dir: str | Path, step: int) -> Path:
+    return Path(output_dir) / f".tmp-checkpoint-{step}"
+
+
+SHARDED_DIR = "sharded"
+
+
+def full_model_state(model: nn.Module, prefix: str = "lm.") -> dict[str, torch.Tensor]:
+    """Collective: the full (unsharded) weights of an FSDP2 ``model`` on rank 0 (CPU), keys without ``prefix``;
+    an empty dict on other ranks."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {k.removeprefix(prefix): v for k, v in state.items()}
+
+
+def save_sharded(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Collective: every rank writes its shards of the model and AdamW state to ``folder/sharded`` (DCP)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(folder / SHARDED_DIR))
+
+
+def load_sharded(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Collective: load ``folder/sharded`` into an FSDP2 model and its optimiser (any rank layout of the same world
+    size that saved it; DCP reshards when the sharding differs)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    if not (Path(folder) / SHARDED_DIR).is_dir():
+        raise FileNotFoundError(f"checkpoint {folder} has no {SHARDED_DIR}/ (saved without FSDP? resume it with ddp)")
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optim": optim_sd}
+    dcp.load(state, checkpoint_id=str(Path(folder) / SHARDED_DIR))
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
 
 def load_model_weights(model: nn.Module, path: str | Path) -> None:
@@ -183,6 +228,7 @@ def load_checkpoint(
     rank: int = 0,
     extra_modules: dict[str, nn.Module] | None = None,
     precision: Any = None,
+    sharded_model: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Restore model (or LoRA adapter), optimizer, scheduler, EMA teacher, fp16 loss scale and this rank's RNG;
     returns the trainer state."""
@@ -191,13 +237,16 @@ def load_checkpoint(
     path = Path(path)
     if not (path / STATE_FILE).is_file():
         raise FileNotFoundError(f"{path} is not a complete checkpoint (no {STATE_FILE})")
-    if is_peft(model):
+    if sharded_model is not None:  # FSDP2: model and optimiser shards (collective)
+        load_sharded(path, sharded_model, optimizer)
+    elif is_peft(model):
         load_lora(model, path)
     else:
         load_model_weights(model, path)
     if precision is not None and (path / "scaler.pt").is_file():
         precision.load_state_dict(torch.load(path / "scaler.pt", weights_only=False))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+    if sharded_model is None:
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     if ema_teacher is not None:
         from safetensors.torch import load_model

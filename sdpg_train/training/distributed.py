@@ -3,7 +3,8 @@
 Run a config on N processes with ``torchrun --nproc_per_node N -m sdpg_train.cli train --config FILE``. Each rank
 draws its own prompts (problem seeds include the rank), gradients are averaged by DDP, the loss is normalised
 by the completion-token count summed over all ranks, and only rank 0 logs and writes checkpoints (every rank
-saves its RNG state). CPU runs use the gloo backend, CUDA runs nccl.
+saves its RNG state). CPU runs use the gloo backend, CUDA runs nccl. ``distributed_strategy: fsdp`` shards the
+policy with FSDP2 instead of replicating it (sharded checkpoints through ``torch.distributed.checkpoint``).
 """
 
 from __future__ import annotations
@@ -60,14 +61,58 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local, device=dev)
 
 
-def wrap_model(module: nn.Module, info: DistInfo) -> nn.Module:
-    """DDP-wrap ``module`` when running distributed (parameters are broadcast from rank 0); else return it."""
+def wrap_model(module: nn.Module, info: DistInfo, strategy: str = "ddp") -> nn.Module:
+    """DDP-wrap ``module`` when running distributed (parameters are broadcast from rank 0); else return it.
+
+    ``strategy="fsdp"`` shards it in place with FSDP2 instead (:func:`shard_fsdp2`) and returns the same module.
+    """
     if not info.enabled:
         return module
+    if strategy == "fsdp":
+        return shard_fsdp2(module, info)
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [info.device.index] if info.device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=ids)
+
+
+def shard_fsdp2(module: nn.Module, info: DistInfo) -> nn.Module:
+    """FSDP2 (``torch.distributed.fsdp.fully_shard``): each decoder layer is its own shard group, then the root.
+
+    Every rank must hold the same initial weights (the trainer seeds model init identically on all ranks). The
+    root (embeddings, final norm, LM head) stays unsharded between its forward and backward, so the SDPG head,
+    which reads the LM-head weight outside the model's forward, sees the full weight and its gradient is
+    reduce-scattered with the rest at the end of backward.
+    """
+    from torch.distributed.fsdp import fully_shard
+
+    lm = getattr(module, "lm", module)
+    inner = lm.get_base_model() if hasattr(lm, "peft_config") else lm
+    names = set(getattr(inner, "_no_split_modules", None) or [])
+    layers = [m for m in module.modules() if type(m).__name__ in names]
+    if not layers:
+        raise ValueError(f"FSDP2: cannot find the decoder layers of {type(inner).__name__} (no _no_split_modules)")
+    mesh = None
+    if info.device.type == "cpu":
+        from torch.distributed.device_mesh import init_device_mesh
+
+        mesh = init_device_mesh("cpu", (info.world_size,))
+    for layer in layers:
+        fully_shard(layer, mesh=mesh)
+    fully_shard(module, mesh=mesh)
+    return module
+
+
+def is_fsdp(module: nn.Module) -> bool:
+    """True for a module sharded with FSDP2."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(module, FSDPModule)
+
+
+def full_tensor(t: torch.Tensor) -> torch.Tensor:
+    """A DTensor's full value (all-gathered), any other tensor itself."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
 
 
 def unwrap(module: nn.Module) -> nn.Module:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,7 +33,14 @@ from sdpg_train.methods import get_method
 from sdpg_train.methods.base import Method
 from sdpg_train.methods.sdpg import beta_schedule
 from sdpg_train.training.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint, seed_everything
-from sdpg_train.training.distributed import all_reduce_sum, barrier, init_distributed, wrap_model
+from sdpg_train.training.distributed import (
+    all_reduce_sum,
+    barrier,
+    full_tensor,
+    init_distributed,
+    is_fsdp,
+    wrap_model,
+)
 from sdpg_train.training.logging import check_backends, make_logger, progress_postfix, step_metrics, write_samples
 from sdpg_train.training.run_dir import prepare_fresh_run, truncate_logs, warn_config_changes, write_run_info
 
@@ -74,7 +82,8 @@ class SDPGTrainer:
         self.policy = CompletionModel(lm, self.precision.compute_dtype).to(self.dist.device)
         self.teacher, self.ref = make_teacher_and_ref(self.policy, args.teacher_model_kind, args.needs_ref,
                                                       frozen_dtype=self.precision.compute_dtype)
-        self.train_model = wrap_model(self.policy, self.dist)
+        self.train_model = wrap_model(self.policy, self.dist, args.distributed_strategy)  # DDP wrapper or FSDP2
+        self.sharded = is_fsdp(self.train_model)
         if (reward_funcs is None) != (train_dataset is None):
             raise ValueError("reward_funcs and train_dataset go together (TRL style); or pass env=...")
         if reward_funcs is not None:
@@ -189,7 +198,8 @@ class SDPGTrainer:
         scale = self.dist.world_size  # DDP averages gradients over ranks; the loss is a global token mean
         for k, mb in enumerate(micro_batches):
             sync = k == len(micro_batches) - 1
-            ctx = self.train_model.no_sync() if self.dist.enabled and not sync else contextlib.nullcontext()
+            skip_sync = self.dist.enabled and not sync and not self.sharded  # FSDP2 reduce-scatters every backward
+            ctx = self.train_model.no_sync() if skip_sync else contextlib.nullcontext()
             with ctx:
                 ts = time.perf_counter()
                 h_student = self.train_model(**mb.student.inputs())  # (Ntok, H), student forward with grad
@@ -209,6 +219,7 @@ class SDPGTrainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(
             [*self.policy.parameters(), *self.method.extra_parameters()],
             args.max_grad_norm if args.max_grad_norm > 0 else float("inf"))
+        grad_norm = full_tensor(grad_norm)  # FSDP2: a DTensor norm over the shards
         finite = bool(torch.isfinite(grad_norm))
         self.precision.step(self.optimizer, finite)
         if finite:
@@ -281,12 +292,31 @@ class SDPGTrainer:
         a = self.args
         gen = {"max_completion_length": a.max_completion_length, "temperature": a.temperature, "top_p": a.top_p,
                "top_k": a.top_k, "stop_strings": a.stop_strings}
-        with self.precision.autocast():  # generation in the compute dtype too
+        with self.precision.autocast(), self._unsharded():  # generation in the compute dtype too
             return collect_rollouts(
                 self.policy.lm, self.tokenizer, self.sources, self.weights, step=step,
                 num_prompts=a.num_prompts_per_step, group_size=a.num_generations, gen=gen,
                 generation_batch_size=a.generation_batch_size, max_prompt_length=a.max_prompt_length,
                 chat_template_kwargs=a.chat_template_kwargs, seed=a.seed, rank=self.dist.rank)
+
+    @contextlib.contextmanager
+    def _unsharded(self):
+        """FSDP2: the root's (embeddings, LM head) parameters gathered for ``generate``, which calls the HF model
+        directly; decoder layers gather themselves in their own forward. A no-op otherwise."""
+        if not self.sharded:
+            yield
+            return
+        if not getattr(self, "_fsdp_root_ready", False):  # FSDP2 initialises from the root's first forward
+            one = torch.ones(1, 1, dtype=torch.long, device=self.dist.device)
+            with torch.no_grad():
+                self.policy(input_ids=one * self.pad_id, attention_mask=one, position_ids=one * 0,
+                            gather_index=one * 0, token_mask=one.bool())
+            self._fsdp_root_ready = True
+        self.train_model.unshard()
+        try:
+            yield
+        finally:
+            self.train_model.reshard()
 
     def _log_samples(self, step: int, batch: RolloutBatch, tview) -> None:
         a = self.args
@@ -309,6 +339,16 @@ class SDPGTrainer:
                       extra_modules=self.method.modules(), scaler_state=self.precision.state_dict(),
                       lora_merge=self.args.lora_merge_on_save)
         barrier(self.dist)
+        if self.sharded:  # FSDP2: all ranks write their shards into the temporary folder, rank 0 gets full weights
+            from sdpg_train.training.checkpoint import full_model_state, save_sharded, tmp_checkpoint_dir
+
+            tmp = tmp_checkpoint_dir(self.output_dir, self.global_step)
+            if self.dist.is_main:
+                shutil.rmtree(tmp, ignore_errors=True)
+            barrier(self.dist)
+            kwargs.update(model_state=full_model_state(self.policy), sharded=True)
+            save_sharded(tmp, self.policy, self.optimizer)
+            barrier(self.dist)
         if self.dist.is_main:  # rank 0 writes and renames the folder first, then the others add their RNG
             save_checkpoint(self.output_dir, self.global_step, rank=0, **kwargs)
         barrier(self.dist)
@@ -322,9 +362,13 @@ class SDPGTrainer:
         """``save_pretrained`` the model and tokenizer (rank 0); with LoRA the merged model (``lora_merge_on_save``)
         plus ``adapter/``."""
         from sdpg_train.core.lora import is_peft, save_lora
+        from sdpg_train.training.checkpoint import full_model_state
 
+        state = full_model_state(self.policy) if self.sharded else None  # collective under FSDP2
         if self.dist.is_main:
-            if is_peft(self.policy.lm):
+            if state is not None:
+                self.policy.lm.save_pretrained(output_dir, state_dict=state)
+            elif is_peft(self.policy.lm):
                 save_lora(self.policy.lm, Path(output_dir), merge=self.args.lora_merge_on_save)
             else:
                 self.policy.lm.save_pretrained(output_dir)
@@ -339,7 +383,8 @@ class SDPGTrainer:
             raise FileNotFoundError(f"resume_from_checkpoint=True but {self.output_dir} has no checkpoint-N")
         state = load_checkpoint(path, model=self.policy.lm, optimizer=self.optimizer, scheduler=self.scheduler,
                                 ema_teacher=self.teacher if self.args.teacher_model_kind == "ema" else None,
-                                rank=self.dist.rank, extra_modules=self.method.modules(), precision=self.precision)
+                                rank=self.dist.rank, extra_modules=self.method.modules(), precision=self.precision,
+                                sharded_model=self.policy if self.sharded else None)
         self.global_step = int(state["global_step"])
         if self.dist.is_main:
             warn_config_changes(path, state.get("config"), self.args.to_dict())
