@@ -5,7 +5,8 @@
 #   3. benchmarks/train_step.py at the Qwen2.5-0.5B shape (random init from a config), SDPG vs GRPO, bf16 mixed,
 #   4. benchmarks/memory.py at the Qwen2.5-0.5B shape: gradient-checkpointing and LoRA memory on CUDA,
 #   5. benchmarks/gpu_train_run.py: a 30-step bf16 mixed-precision + gradient-checkpointing SDPG run.
-# Every benchmark prints JSON lines; they are collected in $OUT/gpu_check.jsonl (or ./gpu_check.jsonl).
+# Every benchmark prints JSON lines; they are collected in $OUT/gpu_check.jsonl (or ./gpu_check.jsonl), all
+# output in gpu_check.log beside it.
 # Python packages missing on the machine (gymnasium, farama-notifications) are installed from wheels in .whl/
 # when present (see docs/benchmarks.md, "GPU check"). Usage: scripts/gpu_check.sh [--quick]
 set -uo pipefail
@@ -37,14 +38,20 @@ assert torch.cuda.is_available(), "no CUDA device"
 PY
 
 status=0
+full_log="$out_dir/gpu_check.log"  # two files in all ($OUT brings back at most 8)
+: >"$full_log"
 run() {  # run NAME TIMEOUT CMD...: keep its JSON lines, never stop the whole script
   local name=$1 limit=$2; shift 2
-  say "$name: $*"
-  local t0=$SECONDS
-  timeout "$limit" "$@" 2>"$out_dir/$name.err" | tee -a "$out_dir/$name.out" | grep '^{' >>"$log"
-  local rc=${PIPESTATUS[0]}
-  say "$name: rc=$rc in $((SECONDS - t0)) s"
-  [ "$rc" = 0 ] || { status=1; tail -n 20 "$out_dir/$name.err"; }
+  say "$name: $*" | tee -a "$full_log"
+  local t0=$SECONDS tmp
+  tmp=$(mktemp)
+  timeout "$limit" "$@" >"$tmp" 2>&1
+  local rc=$?
+  cat "$tmp" >>"$full_log"
+  grep '^{' "$tmp" >>"$log"
+  say "$name: rc=$rc in $((SECONDS - t0)) s" | tee -a "$full_log"
+  [ "$rc" = 0 ] || { status=1; tail -n 25 "$tmp"; }
+  rm -f "$tmp"
 }
 
 steps=30; n="8192 32768"
