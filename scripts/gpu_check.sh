@@ -56,12 +56,12 @@ run() {  # run NAME TIMEOUT CMD...: keep its JSON lines, never stop the whole sc
 
 steps=30; n="8192 32768"
 [ "$quick" = --quick ] && { steps=5; n="8192"; }
-run cuda_tests 150 $py -m pytest -m gpu tests/sdpg_train -q -p no:cacheprovider -x
-run kl_head 120 $py benchmarks/kl_head.py --device cuda --dtype bfloat16 --n $n --chunk-size 4096
-run train_step 150 $py benchmarks/train_step.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --length 512 \
+run cuda_tests 90 $py -m pytest -m gpu tests/sdpg_train -q -p no:cacheprovider -x
+run kl_head 90 $py benchmarks/kl_head.py --device cuda --dtype bfloat16 --n $n --chunk-size 4096
+run train_step 120 $py benchmarks/train_step.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --length 512 \
   --repeats 3 --micro-tokens 65536
-run memory 120 $py benchmarks/memory.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --n 8 --length 1024
-run train_run 240 $py benchmarks/gpu_train_run.py --device cuda --steps "$steps"
+run memory 75 $py benchmarks/memory.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --n 8 --length 1024
+run train_run 150 $py benchmarks/gpu_train_run.py --device cuda --steps "$steps"
 say "figures ($log):"
 cat "$log"
 say "done, status $status"
