@@ -24,31 +24,8 @@ import json
 import sys
 from dataclasses import replace
 
+from sdpg_train.commands.demo import parse_methods
 from sdpg_train.demo.learning import LearningConfig, quick_config, run_learning
-
-
-def parse_methods(spec: str) -> dict[str, dict]:
-    """``'grpo,sdpg,sdpg-live:loss=sdpg:teacher_model_kind=live'`` -> {label: overrides}."""
-    out: dict[str, dict] = {}
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        label, *pairs = item.split(":")
-        from sdpg_train.demo.learning import SDPG_RECIPE
-
-        fields: dict = dict(SDPG_RECIPE) if label == "sdpg" else {"loss": label}
-        for pair in pairs:
-            key, _, value = pair.partition("=")
-            if not _:
-                raise SystemExit(f"--methods: {pair!r} in {item!r} is not key=value")
-            fields[key] = _parse_value(value)
-        out[label] = fields
-    return out
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def main(argv: list[str] | None = None) -> int:

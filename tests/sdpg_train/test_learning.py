@@ -1,0 +1,93 @@
+"""Held-out learning curves (sdpg_train.demo.learning, benchmarks/learning.py).
+
+The last test is CI's short learning check: from a weak warm start on the easiest task, GRPO must raise the
+held-out pass@1 on a fixed set of problems it is never scored on during training.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sdpg_train.demo.learning import ARITH_ID, LearningConfig, SFTConfig, run_learning, summarize
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_learning", ROOT / "benchmarks" / "learning.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(method: str, seed: int, values: list[float], ce: list[float] | None = None) -> dict:
+    curve = []
+    for i, v in enumerate(values):
+        scores = {ARITH_ID: {"pass1": v, "greedy": v, "compile_errors": 0.0}}
+        if ce is not None:
+            scores["sdpg/PyFunc-v0"] = {"pass1": v, "greedy": v, "compile_errors": ce[i]}
+        curve.append({"step": 10 * i, "scores": scores})
+    return {"method": method, "seed": seed, "curve": curve}
+
+
+def test_summarize_against_hand_computed_figures():
+    cfg = LearningConfig(output_dir="unused", seeds=(0, 1), methods={"grpo": {}, "sdpg": {}})
+    results = {
+        "grpo": [_run("grpo", 0, [0.2, 0.3, 0.4]), _run("grpo", 1, [0.2, 0.25, 0.3])],
+        "sdpg": [_run("sdpg", 0, [0.2, 0.4, 0.5]), _run("sdpg", 1, [0.2, 0.34, 0.3])],
+    }
+    warm = {"student": {ARITH_ID: {"pass1": 0.2, "greedy": 0.2, "compile_errors": 0.0}}}
+    rows = {r["method"]: r for r in summarize(cfg, warm, results)}
+    g, s = rows["grpo"], rows["sdpg"]
+    assert g["warm_start"] == pytest.approx(0.2) and g["final"] == pytest.approx(0.35)
+    assert g["final_std"] == pytest.approx(0.0707107, abs=1e-6)
+    assert g["ratio_final_to_grpo"] == pytest.approx(1.0) and g["steps_to_grpo_final"] == 20
+    # sdpg's seed-mean curve is 0.2, 0.37, 0.4: it passes GRPO's final 0.35 at step 10
+    assert s["final"] == pytest.approx(0.4) and s["best"] == pytest.approx(0.4)
+    assert s["steps_to_grpo_final"] == 10 and s["ratio_final_to_grpo"] == pytest.approx(0.4 / 0.35)
+    assert g["compile_errors_start"] is None and set(g) >= {
+        "method", "env", "seeds", "warm_start", "final", "final_std", "best", "steps_to_grpo_final",
+        "compile_errors_start", "compile_errors_end", "ratio_final_to_grpo"}
+
+
+def test_summarize_reads_compile_errors_from_the_code_env():
+    cfg = LearningConfig(output_dir="unused", seeds=(0,), methods={"grpo": {}},
+                         envs={ARITH_ID: {}, "sdpg/PyFunc-v0": {}})
+    warm = {"student": {"sdpg/PyFunc-v0": {"compile_errors": 0.1}}}
+    rows = summarize(cfg, warm, {"grpo": [_run("grpo", 0, [0.2, 0.3], ce=[0.1, 0.04])]})
+    assert rows[0]["compile_errors_start"] == 0.1 and rows[0]["compile_errors_end"] == pytest.approx(0.04)
+
+
+def test_method_specs_parse_with_overrides():
+    methods = _bench().parse_methods("grpo,sdpg,sdpg-live:loss=sdpg:teacher_model_kind=live:teacher_temperature=1")
+    assert methods["grpo"] == {"loss": "grpo"}
+    assert methods["sdpg"]["teacher_model_kind"] == "base"
+    assert methods["sdpg-live"] == {"loss": "sdpg", "teacher_model_kind": "live", "teacher_temperature": 1}
+    with pytest.raises(ValueError, match="key=value"):
+        _bench().parse_methods("grpo:alpha")
+
+
+@pytest.mark.slow
+def test_grpo_raises_heldout_pass_rate_on_the_easiest_task(tmp_path):
+    """CI's learning check: a short GRPO run must beat its warm start on a fixed held-out set (and the run
+    resumes: a second call reuses every finished job)."""
+    cfg = LearningConfig(
+        output_dir=str(tmp_path), methods={"grpo": {"loss": "grpo"}}, seeds=(0,),
+        envs={ARITH_ID: {"digits": 1, "operators": "+", "prompt_template": "terse", "context": "reference"}},
+        hidden_size=64, sft=SFTConfig(steps=120, context_fraction=0.0), steps=20, eval_every=20,
+        eval_n=50, eval_samples=4, workers=1, progress=False)
+    rows, md = run_learning(cfg)
+    row = rows[0]
+    assert row["final"] >= row["warm_start"] + 0.05, row
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [p["step"] for p in summary["curves"]["grpo"][0]] == [0, 20]
+    assert "held-out learning curves" in md.read_text() and (tmp_path / "curves.png").stat().st_size > 0
+    job = tmp_path / "jobs" / "grpo-s0" / "curve.json"
+    stamp = job.stat().st_mtime_ns
+    rows2, _ = run_learning(replace(cfg))
+    assert job.stat().st_mtime_ns == stamp and rows2[0]["final"] == row["final"]
