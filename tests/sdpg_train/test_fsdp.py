@@ -27,7 +27,8 @@ WORKER = textwrap.dedent('''
     def cfg(name, **kw):
         return SDPGConfig(model_name_or_path="tiny", device="cpu", num_prompts_per_step=1, num_generations=4,
                           max_completion_length=8, max_steps=4, learning_rate=1e-3, beta=0.5, alpha=0.01,
-                          max_context_length=32, output_dir=str(out / name), disable_tqdm=True, save_final=False,
+                          max_context_length=32, output_dir=str(out / strategy / name), disable_tqdm=True,
+                          save_final=False,
                           distributed_strategy=strategy, lr_scheduler_type="cosine", warmup_steps=2, **kw)
 
     def params(trainer):
@@ -74,7 +75,7 @@ def test_fsdp2_trains_like_ddp_and_resumes_exactly_from_sharded_checkpoints(tmp_
         torch.testing.assert_close(fsdp["full"][k], v, rtol=1e-4, atol=1e-6, msg=lambda m, k=k: f"{k}: {m}")
     for k, v in fsdp["full"].items():  # sharded save + resume is exact
         assert torch.equal(fsdp["resumed"][k], v), k
-    ckpt = tmp_path / "half" / "checkpoint-2"
+    ckpt = tmp_path / "fsdp" / "half" / "checkpoint-2"
     assert (ckpt / "sharded").is_dir() and not (ckpt / "optimizer.pt").exists()
     assert (ckpt / "rng_state.pth").is_file() and (ckpt / "rng_state_1.pth").is_file()
     plain = AutoModelForCausalLM.from_pretrained(ckpt)  # the gathered full weights
