@@ -88,7 +88,7 @@ def _default_feedback(turn: FeedbackTurn) -> str:
 
 
 _ERROR_LINE = re.compile(r"^(?:\w+(?:Error|Exception)\b.*|.*\berror: .*)$")
-_NOISE_LINE = re.compile(r"^(?:\d+ failing, \d+ passing checks\.|Call: .*)$")
+_NOISE_LINE = re.compile(r"^(?:\d+ failing, \d+ passing checks\.|\d+ of \d+ tests passed\.|Call: .*)$")
 
 
 def one_line(feedback: str, limit: int = 160) -> str:
@@ -99,7 +99,8 @@ def one_line(feedback: str, limit: int = 160) -> str:
         >>> one_line("2 failing, 3 passing checks.\\n\\nTest failed: f(1) == 2\\nCall: f(1)\\nExpected: 2\\nActual: 1")
         'Test failed: f(1) == 2 | Expected: 2 | Actual: 1'
     """
-    lines = [line.strip() for line in feedback.splitlines() if line.strip() and not _NOISE_LINE.match(line.strip())]
+    lines = [" ".join(line.split()) for line in feedback.splitlines()]
+    lines = [line for line in lines if line and not _NOISE_LINE.match(line)]
     errors = [line for line in lines if _ERROR_LINE.match(line)]
     text = errors[0] if errors else " | ".join(lines[:3])
     return text if len(text) <= limit else text[: limit - 3] + "..."

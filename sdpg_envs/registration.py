@@ -42,6 +42,10 @@ BUILTIN_ENVS: list[EnvEntry] = [
              description="MBPP, multi-turn repair (max_attempts=3)"),
     EnvEntry("sdpg/PyFuncRepair-v0", "sdpg_envs.envs.repair_env:pyfunc_repair_env",
              description="PyFunc, multi-turn repair (max_attempts=3), offline"),
+    EnvEntry("sdpg/CFunc-v0", "sdpg_envs.envs.cfunc_env:cfunc_env",
+             description="procedural C functions tested through gcc in the sandbox; split='eval': 18 fixed problems"),
+    EnvEntry("sdpg/CFuncRepair-v0", "sdpg_envs.envs.cfunc_env:cfunc_repair_env",
+             description="CFunc, multi-turn: gcc's trimmed diagnostics / the failing call come back (max_attempts=3)"),
 ]
 """Built-in ids registered by ``import sdpg_envs``. Other env modules append their entries here."""
 
