@@ -178,6 +178,11 @@ def child_setup(req, workdir):
     for path in CONFIG["cgroups"].get("procs", []):
         with open(path, "w") as fh:
             fh.write("0")
+    try:  # the OOM killer picks the program, never the server or template (they share docker's cgroup)
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")
+    except OSError:
+        pass
     limits = req["limits"]
     uid, gid = CONFIG["uid"], CONFIG["gid"]
     if CONFIG["fs"] == "mount":

@@ -220,3 +220,24 @@ def test_cpu_budget_counts_every_process_of_the_run(sandbox, dodge):
     assert result.cpu_s is not None and result.cpu_s >= 0.3, result
     assert result.wall_s < 55.0, "ended by the wall deadline: the CPU of the other processes was not counted"
     assert_no_leftovers(sandbox)
+
+
+def test_out_of_memory_kills_the_program_not_the_server(sandbox):
+    """Processes that together exceed the memory cap: the OOM killer picks them, not the server or template, so
+    the run never ends as ``sandbox_error`` (which must not be a way to dodge a zero reward)."""
+    source = """import os, time
+for _ in range(6):
+    if os.fork() == 0:
+        x = bytearray(300 << 20)
+        for i in range(0, len(x), 4096):
+            x[i] = 1
+        time.sleep(5)
+        os._exit(0)
+for _ in range(6):
+    os.wait()
+print('survived')
+"""
+    result = sandbox.run(py(source))
+    assert result.status is not Status.SANDBOX_ERROR, result
+    _still_works(sandbox)
+    assert_no_leftovers(sandbox)

@@ -43,7 +43,40 @@ def _stubs(tok: str) -> dict[str, str]:
         "the judge's memory": SCANNERS + "import os\nFOUND = scan_mem(os.getppid())\n" + at_import,
         "scans during the call": SCANNERS + "import os\n" + call_time,
         "control (token in its own source)": SCANNERS + f"HINT = {tok!r}\nFOUND = scan_mem()\n" + at_import,
+        **{name: SCANNERS + source + at_import for name, source in HELD_OUT.items()},
     }
+
+
+# Written after the fix and never tuned against: other processes' memory, /proc text files, every open fd.
+FIND = """import os, re
+FOUND = []
+def find(data):
+    FOUND.extend(re.findall(r'sdpgx[0-9a-f]{16}', data.decode('latin-1')))
+PIDS = [p for p in os.listdir('/proc') if p.isdigit()]
+"""
+HELD_OUT = {
+    "memory of every process": FIND + "for p in PIDS:\n    if int(p) != os.getpid():\n        FOUND += scan_mem(p)\n",
+    "cmdline, environ, status of every process": FIND + """
+for p in PIDS:
+    for f in ('cmdline', 'environ', 'status'):
+        try:
+            find(open(f'/proc/{p}/{f}', 'rb').read())
+        except OSError:
+            pass
+""",
+    "every fd of every process": FIND + """
+for p in PIDS:
+    try:
+        fds = os.listdir(f'/proc/{p}/fd')
+    except OSError:
+        continue
+    for fd in fds:
+        try:
+            find(os.read(os.open(f'/proc/{p}/fd/{fd}', os.O_RDONLY | os.O_NONBLOCK), 1 << 20))
+        except OSError:
+            pass
+""",
+}
 
 
 def test_the_candidate_cannot_read_its_tests_or_earlier_reports(sandbox):
