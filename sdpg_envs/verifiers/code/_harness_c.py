@@ -43,7 +43,39 @@ def _no_dump():
 
 def descendants(root):
     """``{pid: CPU ticks}`` of every live process below ``root`` (own time plus its reaped children's). With
-    ``root`` a subreaper, children nobody waits for and orphans stay below it, so none escapes the count."""
+    ``root`` a subreaper, children nobody waits for and orphans stay below it, so none escapes the count. Walks
+    ``/proc/PID/task/TID/children`` (cost: the tree's size); a full ``/proc`` scan where that file is missing."""
+    below, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                    kids = [int(x) for x in fh.read().split()]
+            except FileNotFoundError:
+                return _descendants_by_scan(root)
+            except (OSError, ValueError):
+                continue
+            for kid in kids:
+                if kid not in below:
+                    below[kid] = _ticks(kid)
+                    todo.append(kid)
+    return {pid: ticks for pid, ticks in below.items() if ticks is not None}
+
+
+def _ticks(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return sum(int(x) for x in fh.read().rsplit(b")", 1)[1].split()[11:15])
+    except (OSError, ValueError):
+        return None
+
+
+def _descendants_by_scan(root):
     parent, ticks = {}, {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
