@@ -1,7 +1,7 @@
 """CFunc: "write the C function ``int f(int x)`` that ..." tasks, checked by stdin/stdout tests through gcc.
 
 A problem names one of a few C signatures (:data:`SIGNATURES`); the candidate writes only the function, and the
-verifier (:class:`~sdpg_envs.verifiers.cfunc.CFuncVerifier`) compiles it followed by a test driver that reads
+verifier (:class:`~sdpg_envs.verifiers.cfunc.CFuncVerifier`) compiles it after a test driver that reads
 one call's arguments from stdin and prints the result. Expected outputs come from a Python oracle with C's
 semantics (``/`` and ``%`` truncate toward zero), never from the C reference, so a test that the reference
 passes checks both.
@@ -123,23 +123,28 @@ SIGNATURES: dict[str, Signature] = {s.key: s for s in (
 )}
 
 PRELUDE = ("#include <ctype.h>\n#include <limits.h>\n#include <stdbool.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
-           "#include <string.h>\n#define main sdpg_candidate_main\n")
-"""Compiled before the candidate's code: the standard headers (so a function needs no includes) and a rename of
-any ``main`` the candidate writes, so it cannot clash with the driver's."""
+           "#include <string.h>\n")
+"""The standard headers, compiled first: a function needs no includes."""
 
 
 def driver(signature: str, name: str) -> str:
-    """The test driver appended after the candidate's code (its diagnostics are reported as ``test_driver.c``)."""
+    """The test driver: the function's prototype and a ``main`` that reads one call from stdin and prints the
+    result. Its diagnostics are reported as ``test_driver.c``."""
     sig = SIGNATURES[signature]
-    return (f'#line 1 "test_driver.c"\n#undef main\n{sig.declaration.format(name=name)};\n'
+    return (f'#line 1 "test_driver.c"\n{sig.declaration.format(name=name)};\n'
             f"int main(void) {{\n    {sig.body.replace('{name}', name)}    return 0;\n}}\n")
 
 
 def assemble(code: str, signature: str, name: str) -> str:
-    """The file gcc compiles: prelude, ``#line 1 "solution.c"``, the candidate's code, the driver. Diagnostics
-    in the candidate's code keep its own line numbers."""
+    """The file gcc compiles: the headers, the driver, then ``#line 1 "solution.c"`` and the candidate's code.
+
+    The candidate comes last, so its diagnostics keep its own line numbers and an unclosed brace or comment is
+    reported in its code (not in the driver it would otherwise swallow); a wrong signature is a "conflicting
+    types" error on the candidate's line; any ``main`` it writes is renamed (``#define main``) so it cannot
+    clash with the driver's.
+    """
     code = code if code.endswith("\n") else code + "\n"
-    return f'{PRELUDE}#line 1 "solution.c"\n{code}{driver(signature, name)}'
+    return f'{PRELUDE}{driver(signature, name)}#define main sdpg_candidate_main\n#line 1 "solution.c"\n{code}'
 
 
 # ----- C semantics in the oracles ---------------------------------------------------------------------------

@@ -100,7 +100,7 @@ EVAL_PROBLEMS: tuple[EvalProblem, ...] = (
                 "(x >= 0)",
                 "int digital_root(int x) {\n    while (x >= 10) {\n        int s = 0;\n"
                 "        while (x) { s += x % 10; x /= 10; }\n        x = s;\n    }\n    return x;\n}\n",
-                _digital_root, ((0,), (5,), (38,), (99999,), (123456789,))),
+                _digital_root, ((0,), (5,), (10,), (19,), (38,), (99999,), (123456789,))),
     EvalProblem("sum_multiples", "int(int)", "returns the sum of the natural numbers below x that are multiples of "
                 "3 or 5 (x >= 0)",
                 "int sum_multiples(int x) {\n    int s = 0;\n    for (int i = 1; i < x; i++)\n"

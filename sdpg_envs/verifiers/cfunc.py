@@ -1,8 +1,8 @@
 """``CFuncVerifier``: a C function checked by stdin/stdout tests through gcc in the sandbox.
 
-The candidate's code is extracted (a ```c block, or the raw text), compiled after a prelude of standard headers
-and followed by the problem's test driver (:func:`sdpg_envs.tasks.cfunc.assemble`; ``#line`` keeps the
-candidate's own line numbers), then run once per test by :class:`~sdpg_envs.verifiers.code.CodeVerifier`'s C
+The candidate's code is extracted (a ```c block, or the raw text) and compiled after the standard headers and
+the problem's test driver (:func:`sdpg_envs.tasks.cfunc.assemble`; ``#line`` keeps the candidate's own line
+numbers), then run once per test by :class:`~sdpg_envs.verifiers.code.CodeVerifier`'s C
 harness. The verdict is the code verifier's; the feedback is rewritten for functions:
 
 - compile errors: gcc's diagnostics parsed (``details["diagnostics"]``) and trimmed to the first errors, each

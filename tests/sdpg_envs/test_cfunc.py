@@ -71,6 +71,7 @@ def test_feedback_from_real_gcc_and_runs_and_hostile_programs_are_contained(veri
     cases = [
         (GCD, "```c\nint gcd(int a, int b) {\n    int t = a % b\n    return t;\n}\n```", "compile_error"),
         (GCD, "long gcd(int a, int b) { return a; }", "compile_error"),
+        (GCD, "int gcd(int a, int b) {\n    return a;\n", "compile_error"),
         (GCD, "int gdc(int a, int b) { return a; }", "compile_error"),
         (GCD, "int gcd(int a, int b) { return a; }", "wrong_answer"),
         (GCD, "int gcd(int a, int b) { int *p = 0; return *p + a; }", "runtime_error"),
@@ -81,17 +82,20 @@ def test_feedback_from_real_gcc_and_runs_and_hostile_programs_are_contained(veri
     ]
     results = verifier.batch([c[0] for c in cases], [c[1] for c in cases])
     assert [r.status for r in results] == [c[2] for c in cases], [r.feedback for r in results]
-    syntax, types, link, wrong, crash = (r.feedback for r in results[:5])
+    syntax, types, unclosed, link, wrong, crash = (r.feedback for r in results[:6])
     assert syntax == ("Compilation failed (gcc):\nsolution.c:3:5: error: expected ',' or ';' before 'return'\n"
                       "    return t;\n    ^")
     assert results[0].details["diagnostics"][0] == {"file": "solution.c", "line": 3, "column": 5, "kind": "error",
                                                     "message": "expected ',' or ';' before 'return'"}
-    assert "test driver: error: conflicting types for 'gcd'" in types and "note: previous definition" in types
+    assert types.splitlines()[1:] == ["solution.c:1:6: error: conflicting types for 'gcd'; have 'long int(int,  int)'",
+                                      "long gcd(int a, int b) { return a; }", "     ^",
+                                      "test driver: note: previous declaration of 'gcd' with type 'int(int,  int)'"]
+    assert unclosed.splitlines()[1] == "solution.c:2:5: error: expected declaration or statement at end of input"
     assert link.endswith("linker: link error: undefined reference to 'gcd' (the program must define it)")
     assert wrong.splitlines()[:4] == ["2 of 6 tests passed.", "Test 1 failed: gcd(12, 18)", "  expected: 6",
                                       "  actual:   12"]
     assert "Test 1 crashed: gcd(12, 18)" in crash and "SIGSEGV" in crash
-    assert results[5].feedback.startswith("0 of 6 tests passed.\nTest 1 ran out of time (0.5 s of CPU)")
+    assert results[6].feedback.startswith("0 of 6 tests passed.\nTest 1 ran out of time (0.5 s of CPU)")
 
 
 @pytest.mark.timeout(120)
