@@ -84,12 +84,14 @@ def _excerpt(diag: Diagnostic, source_lines: Sequence[str]) -> list[str]:
 
 
 def render_diagnostics(diagnostics: Sequence[Diagnostic], source: str = "", *, source_file: str = "solution.c",
-                       max_errors: int = 3, other_files: str = "test driver") -> str:
+                       max_errors: int = 3, driver_file: str = "test_driver.c",
+                       driver_label: str = "test driver") -> str:
     """The errors (or, without any, the warnings) as ``file:line:col: kind: message`` lines, each followed by
     the note right after it and by the source line with a caret for diagnostics in ``source_file``.
 
-    Diagnostics in other files (e.g. a test driver appended to the program) are labelled ``other_files``;
-    duplicates are shown once; at most ``max_errors`` errors, then ``(N more)``.
+    Diagnostics in ``driver_file`` (code compiled with the program, e.g. a test driver) are labelled
+    ``driver_label`` without a position; the linker's ``linker:``; duplicates are shown once; at most
+    ``max_errors`` errors, then ``(N more)``.
     """
     lines_of_source = source.splitlines()
     errors = [i for i, d in enumerate(diagnostics) if d.kind in ERROR_KINDS]
@@ -106,20 +108,20 @@ def render_diagnostics(diagnostics: Sequence[Diagnostic], source: str = "", *, s
             out.append(f"({distinct - len(seen)} more)")
             break
         seen.add(key)
-        out.append(_head(diag, source_file, other_files))
+        out.append(_head(diag, driver_file, driver_label))
         if diag.file == source_file:
             out += _excerpt(diag, lines_of_source)
         follow = diagnostics[i + 1] if i + 1 < len(diagnostics) else None
         if follow is not None and follow.kind == "note":
-            out.append(_head(follow, source_file, other_files))
+            out.append(_head(follow, driver_file, driver_label))
     return "\n".join(out)
 
 
-def _head(diag: Diagnostic, source_file: str, other_files: str) -> str:
-    if diag.file == source_file and diag.line:
-        where = f"{diag.file}:{diag.line}:{diag.column}:" if diag.column else f"{diag.file}:{diag.line}:"
-    elif diag.kind == "link error" or not diag.file:
+def _head(diag: Diagnostic, driver_file: str, driver_label: str) -> str:
+    if diag.kind == "link error" or not diag.file:
         where = "linker:"
+    elif diag.file == driver_file:
+        where = f"{driver_label}:"
     else:
-        where = f"{other_files}:"
+        where = ":".join([diag.file, *(str(n) for n in (diag.line, diag.column) if n)]) + ":"
     return f"{where} {diag.kind}: {diag.message}"

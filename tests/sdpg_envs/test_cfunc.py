@@ -63,6 +63,9 @@ def test_parse_gcc_keeps_diagnostics_and_linker_errors_and_trims():
                                  "solution.c:4:1: error: expected ';' before '}' token", "}", "^", "(2 more)"]
     assert render_diagnostics(diags[:1], "").startswith("solution.c:2:12: warning:")  # no error: warnings
     assert parse_gcc("") == [] and render_diagnostics([], "") == ""
+    other = parse_gcc("test_driver.c:2:5: error: conflicting types\n/usr/include/x.h:7:1: error: bad\n")
+    assert render_diagnostics(other, "").splitlines() == ["test driver: error: conflicting types",
+                                                          "/usr/include/x.h:7:1: error: bad"]
 
 
 @pytest.mark.timeout(120)
