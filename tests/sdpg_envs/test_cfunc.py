@@ -116,3 +116,14 @@ def test_cfunc_repair_feeds_gcc_diagnostics_back_and_a_fix_scores():
     assert terminated and reward == 0.25
     assert [t["status"] for t in info["turns"]] == ["compile_error", "wrong_answer", "passed"]
     env.close()
+
+
+@pytest.mark.timeout(120)
+def test_repair_loop_example_runs(capsys):
+    import runpy
+    from pathlib import Path
+
+    runpy.run_path(str(Path(__file__).resolve().parents[2] / "examples" / "repair_loop.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "attempt 1: compile_error" in out and "attempt 3: passed, reward 0.64" in out
+    assert "solution.c:2:17: error: expected ';' before '}' token" in out
