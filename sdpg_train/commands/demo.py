@@ -18,8 +18,8 @@ from pathlib import Path
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="the CI-sized demo (smaller model, short warm start, 6 RL steps; about 1-2 minutes)")
-    parser.add_argument("--methods", default="grpo,sdpg,ppo",
-                        help="comma-separated methods (default grpo,sdpg,ppo; 'sdpg' runs the frozen, sharpened "
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated methods (default grpo,sdpg,ppo; --quick grpo,sdpg; 'sdpg' runs the frozen, sharpened "
                              "teacher recipe of docs/results.md); LABEL:key=value sets SDPGConfig fields")
     parser.add_argument("--seeds", default="0", help="comma-separated RL seeds (default 0)")
     parser.add_argument("--steps", type=int, default=None, help="RL steps per method (default 60, --quick 6)")
@@ -61,7 +61,7 @@ def build_config(args: argparse.Namespace):
 
     output = str(args.output or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = demo_quick_config(output) if args.quick else LearningConfig(output_dir=output)
-    methods = parse_methods(args.methods)
+    methods = parse_methods(args.methods) if args.methods is not None else dict(cfg.methods)
     unknown = [m for m, f in methods.items() if f.get("loss") not in LOSSES]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}: a label must be a loss ({', '.join(LOSSES)}) or set loss=")
