@@ -20,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the CI-sized demo (smaller model, short warm start, 6 RL steps; about 1-2 minutes)")
     parser.add_argument("--methods", default=None,
                         help="comma-separated methods (default grpo,sdpg,ppo; --quick grpo,sdpg; 'sdpg' runs the "
-                             "frozen, sharpened teacher recipe of docs/results.md); LABEL:key=value sets SDPGConfig fields")
+                             "frozen, sharpened teacher recipe of docs/results.md); LABEL:key=value sets "
+                             "SDPGConfig fields")
     parser.add_argument("--seeds", default="0", help="comma-separated RL seeds (default 0)")
     parser.add_argument("--steps", type=int, default=None, help="RL steps per method (default 60, --quick 6)")
     parser.add_argument("--eval-every", type=int, default=None, help="held-out evaluation every N steps (default 10)")
