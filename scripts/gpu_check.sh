@@ -61,7 +61,7 @@ run kl_head 90 $py benchmarks/kl_head.py --device cuda --dtype bfloat16 --n $n -
 run train_step 120 $py benchmarks/train_step.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --length 512 \
   --repeats 3 --micro-tokens 65536
 run memory 75 $py benchmarks/memory.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --n 8 --length 1024
-run train_run 150 $py benchmarks/gpu_train_run.py --device cuda --steps "$steps"
+run train_run 210 $py benchmarks/gpu_train_run.py --device cuda --steps "$steps"
 say "figures ($log):"
 cat "$log"
 say "done, status $status"
