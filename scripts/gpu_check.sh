@@ -54,7 +54,7 @@ run() {  # run NAME TIMEOUT CMD...: keep its JSON lines, never stop the whole sc
   rm -f "$tmp"
 }
 
-steps=30; n="8192 32768"
+steps=20; n="8192 32768"
 [ "$quick" = --quick ] && { steps=5; n="8192"; }
 run cuda_tests 90 $py -m pytest -m gpu tests/sdpg_train -q -p no:cacheprovider -x
 run kl_head 90 $py benchmarks/kl_head.py --device cuda --dtype bfloat16 --n $n --chunk-size 4096
