@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int)
     p.add_argument("--eval-every", type=int)
     p.add_argument("--workers", type=int)
+    p.add_argument("--prompts", type=int, help="prompts per RL step (default 64)")
+    p.add_argument("--generations", type=int, help="completions per prompt (default 4)")
+    p.add_argument("--lr", type=float, help="RL learning rate (default 5e-4)")
+    p.add_argument("--warmup", type=int, help="learning-rate warm-up updates (default 5)")
+    p.add_argument("--sft-steps", type=int, help="warm-start steps (default 250)")
+    p.add_argument("--context-fraction", type=float, help="warm-start examples in the teacher view (default 0.5)")
     p.add_argument("--with-code", action="store_true", help="also train and score on sdpg/PyFunc-v0")
     p.add_argument("--check", type=float, default=None, metavar="MIN_GAIN")
     p.add_argument("--no-progress", action="store_true")
@@ -50,6 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("steps", "eval_every", "workers"):
         if getattr(a, name) is not None:
             over[name] = getattr(a, name)
+    if a.prompts is not None:
+        over["prompts_per_step"] = a.prompts
+    if a.generations is not None:
+        over["generations"] = a.generations
+    rl = dict(cfg.rl)
+    if a.lr is not None:
+        rl["learning_rate"] = a.lr
+    if a.warmup is not None:
+        rl["warmup_steps"] = a.warmup
+    over["rl"] = rl
+    if a.sft_steps is not None or a.context_fraction is not None:
+        sft = {"steps": a.sft_steps, "context_fraction": a.context_fraction}
+        over["sft"] = replace(cfg.sft, **{k: v for k, v in sft.items() if v is not None})
     if a.with_code:
         from sdpg_train.demo.learning import PYFUNC_ID
 
