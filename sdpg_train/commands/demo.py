@@ -17,7 +17,8 @@ from pathlib import Path
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
-                        help="the CI-sized demo (smaller model, short warm start, 6 RL steps; about 1-2 minutes)")
+                        help="the CI-sized demo (smaller model, short warm start, 6 RL steps; "
+                             "about 1 minute on 2 idle cores)")
     parser.add_argument("--methods", default=None,
                         help="comma-separated methods (default grpo,sdpg,ppo; --quick grpo,sdpg; 'sdpg' runs the "
                              "frozen, sharpened teacher recipe of docs/results.md); LABEL:key=value sets "
