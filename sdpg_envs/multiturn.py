@@ -36,7 +36,7 @@ from typing import Any
 import gymnasium as gym
 
 from sdpg_envs.base import MAX_PROMPT_CHARS, PromptTemplate, ReasoningEnv
-from sdpg_envs.privileged import ContextTemplate
+from sdpg_envs.privileged import ContextTemplate, validate_template
 from sdpg_envs.spaces import ChatMessages, UnicodeText
 from sdpg_envs.types import Problem, VerifierResult
 
@@ -174,6 +174,8 @@ class MultiTurnEnv(ReasoningEnv):
                 known = ", ".join(sorted(FEEDBACK_TEMPLATES))
                 raise ValueError(f"unknown feedback_template {feedback_template!r}; choose from {known}")
             feedback_template = FEEDBACK_TEMPLATES[feedback_template]
+        elif not isinstance(feedback_template, FeedbackTemplate):
+            raise TypeError(f"feedback_template must be a name or a FeedbackTemplate, got {type(feedback_template)}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, "
                              f"got {render_mode!r}")
@@ -199,7 +201,7 @@ class MultiTurnEnv(ReasoningEnv):
 
     @context.setter
     def context(self, value: ContextTemplate) -> None:
-        self.env.context = value
+        self.env.context = validate_template(value)
 
     @property
     def prompt_templates(self) -> Mapping[str, PromptTemplate]:  # type: ignore[override]

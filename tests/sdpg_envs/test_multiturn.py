@@ -71,6 +71,10 @@ def test_feedback_is_clipped_to_the_budget_and_bad_arguments_are_refused():
             doubles(**bad)
     with pytest.raises(TypeError, match="already multi-turn"):
         MultiTurnEnv(doubles())
+    with pytest.raises(TypeError, match="FeedbackTemplate"):
+        doubles(feedback_template=print)
+    with pytest.raises(ValueError, match="unknown context part"):
+        doubles().context = "answer+nope"
 
 
 def test_any_registered_single_step_env_becomes_multi_turn():
