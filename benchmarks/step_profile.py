@@ -2,9 +2,9 @@
 
 At the demo's model size and batch (benchmarks/learning.py: hidden 128, 2 layers, 64 prompts × 4 completions,
 16 new tokens), it times one ``SDPGTrainer.step`` for each method, broken down as the trainer logs it
-(``perf/rollout_s``, ``perf/teacher_view_s``, ``perf/logprob_pass_s``, ``perf/update_s``). Side by side it times the floor: a plain
-HF ``generate`` of the same prompts with the same settings, then one forward/backward (cross-entropy on the
-completion tokens) and an AdamW step over the same sequences. Prints one JSON line per method:
+(``perf/rollout_s``, ``perf/teacher_view_s``, ``perf/logprob_pass_s``, ``perf/update_s``). Side by side it
+times the floor: a plain HF ``generate`` of the same prompts with the same settings, then one forward/backward
+(cross-entropy on the completion tokens) and an AdamW step over the same sequences. Prints one JSON line per method:
 ``{"method", "step_s", "floor_s", "ratio_step_to_floor", ...}`` (medians over ``--repeats`` steps, after one warm-up
 step). The target is ratio ≤ 2.
 
