@@ -159,7 +159,8 @@ def run_batch(run: Callable[[Program], ExecutionResult], programs: Iterable[Prog
         validate_program(program)
     if max_workers < 1:
         raise ValueError(f"max_workers must be >= 1, got {max_workers}")
-    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sandbox") as pool:
+    pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sandbox")
+    try:
         pending: dict[Future, int] = {}
         queue = iter(enumerate(items))
         for index, program in queue:
@@ -174,3 +175,7 @@ def run_batch(run: Callable[[Program], ExecutionResult], programs: Iterable[Prog
                 nxt = next(queue, None)
                 if nxt is not None:
                     pending[pool.submit(run, nxt[1])] = nxt[0]
+    except BaseException:  # interrupted (Ctrl-C) or abandoned: do not wait for the runs in flight
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

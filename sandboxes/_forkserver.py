@@ -134,6 +134,7 @@ class ForkServerPool:
         self._start_fn, self.size, self.backend, self.isolated, self.limits = start, size, backend, isolated, limits
         self._on_close = on_close
         self._idle: list[Worker] = []
+        self._busy: set[Worker] = set()  # running a program now; killed by close() so their callers return
         self._free_slots = list(range(size))
         self._cond = threading.Condition()
         self._spawner = _Spawner()
@@ -165,6 +166,8 @@ class ForkServerPool:
             self._cond.notify()
 
     def _release(self, worker: Worker, healthy: bool) -> None:
+        with self._cond:
+            self._busy.discard(worker)
         if healthy and not self._closed:
             with self._cond:
                 self._idle.append(worker)
@@ -191,6 +194,8 @@ class ForkServerPool:
             worker = self._acquire()
         except Exception as exc:
             return error_result(f"could not start a {self.backend} worker: {exc}", self.backend, self.isolated)
+        with self._cond:
+            self._busy.add(worker)
         start = time.monotonic()
         try:
             facts = worker.call(encode_request(program, limits), timeout_s=limits.wall_s + 15.0)
@@ -208,7 +213,10 @@ class ForkServerPool:
                 return
             self._closed = True
             idle, self._idle = self._idle, []
+            busy = list(self._busy)
             self._cond.notify_all()
+        for worker in busy:  # a run in flight (e.g. the caller was interrupted): its caller gets WorkerDied
+            worker.kill()
         for worker in idle:
             worker.close()
         self._spawner.stop()

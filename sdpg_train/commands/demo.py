@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "frozen, sharpened teacher recipe of docs/results.md); LABEL:key=value sets "
                              "SDPGConfig fields")
     parser.add_argument("--seeds", default="0", help="comma-separated RL seeds (default 0)")
-    parser.add_argument("--steps", type=int, default=None, help="RL steps per method (default 60, --quick 6)")
+    parser.add_argument("--steps", type=int, default=None, help="RL steps per method (default 100, --quick 6)")
     parser.add_argument("--eval-every", type=int, default=None, help="held-out evaluation every N steps (default 10)")
     parser.add_argument("--lr", type=float, default=None, help="RL learning rate, every method (default 5e-4)")
     parser.add_argument("--workers", type=int, default=2, help="jobs trained in parallel (default 2)")

@@ -60,7 +60,7 @@ class LearningConfig:
     num_heads: int = 4
     sft: SFTConfig = SFTConfig(steps=250, context_fraction=0.5)
     # RL: identical budget and problem stream for every method
-    steps: int = 60
+    steps: int = 100
     eval_every: int = 10
     prompts_per_step: int = 64
     generations: int = 4

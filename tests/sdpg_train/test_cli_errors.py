@@ -84,22 +84,25 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys, monkeypatch):
     assert "docker" in line and not out.exists()
 
 
-def _interrupt(cmd: list[str], ready, cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``cmd`` in its own session, wait until ``ready(stderr_so_far)``, then Ctrl-C the whole group."""
+def _interrupt(cmd: list[str], ready, cwd: Path, settle_s: float = 0.0) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own session, wait until ``ready(stderr_so_far)`` (then ``settle_s``), then Ctrl-C the
+    whole group."""
     import signal
     import threading
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    # a CI runner may start us with SIGINT ignored (a background job); the child must see Ctrl-C as a user would
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: proc.stderr.read1(4096), b"")), daemon=True)
     reader.start()
     while proc.poll() is None and not ready(b"".join(chunks).decode(errors="replace")):
         threading.Event().wait(0.2)
+    threading.Event().wait(settle_s)
     os.killpg(proc.pid, signal.SIGINT)
     stdout = proc.stdout.read().decode()
-    proc.wait(timeout=120)
+    proc.wait(timeout=60)  # Ctrl-C must not wait for the programs in flight (they sleep 120 s)
     reader.join(timeout=30)
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, b"".join(chunks).decode(errors="replace"))
 
@@ -129,6 +132,6 @@ def test_ctrl_c_in_verify_is_one_line_and_writes_nothing(tmp_path):
     out = tmp_path / "out.jsonl"
     cmd = [sys.executable, "-m", "sdpg_train.cli", "verify", "--task", "code", "--input", str(rows), "--output",
            str(out)]
-    proc = _interrupt(cmd, lambda err: "verify code" in err, tmp_path)
+    proc = _interrupt(cmd, lambda err: "verify code" in err, tmp_path, settle_s=4.0)  # the runs are in flight
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "sdpg verify: interrupted after 0 of 3 rows; nothing was written" in proc.stderr and not out.exists()
