@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, help="learning-rate warm-up updates (default 5)")
     p.add_argument("--sft-steps", type=int, help="warm-start steps (default 250)")
     p.add_argument("--context-fraction", type=float, help="warm-start examples in the teacher view (default 0.5)")
-    p.add_argument("--with-code", action="store_true", help="also train and score on sdpg/PyFunc-v0")
+    p.add_argument("--with-code", action="store_true",
+                   help="also train and score on sdpg/PyFunc-v0 (level 1, 48 new tokens; needs a longer warm start "
+                        "than the default, see docs/results.md)")
     p.add_argument("--check", type=float, default=None, metavar="MIN_GAIN")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         from sdpg_train.demo.learning import PYFUNC_ID
 
         over["envs"] = {**cfg.envs, PYFUNC_ID: {"level": 1, "prompt_template": "compact", "context": "reference"}}
+        over["max_completion_length"] = 48  # level-1 reference programs need up to ~40 byte tokens
     cfg = replace(cfg, **over)
     rows, md = run_learning(cfg)
     for row in rows:
