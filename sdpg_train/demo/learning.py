@@ -20,7 +20,7 @@ import shutil
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -249,20 +249,20 @@ def run_all(cfg: LearningConfig, on_done: Callable[[str], None] | None = None) -
     results: dict[tuple[str, int], dict[str, Any]] = {}
     with ProcessPoolExecutor(max_workers=max(1, min(cfg.workers, len(jobs))), mp_context=get_context("spawn")) as ex:
         futures = {ex.submit(run_job, cfg, m, s): (m, s) for m, s in jobs}
-        for fut in _as_completed(futures):
+        for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
             if on_done:
                 on_done(cfg.job_name(*futures[fut]))
     return {m: [results[(m, s)] for s in cfg.seeds] for m in cfg.methods}
 
 
-def _as_completed(futures):
-    from concurrent.futures import as_completed
-
-    return as_completed(futures)
-
-
 # ---------------------------------------------------------------------------- summary
+def is_code_env(env_id: str) -> bool:
+    """Whether an env id is a code task (its compile-error rate is reported)."""
+    return any(k in env_id for k in ("Func", "HumanEval", "MBPP"))
+
+
+
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     vals = list(values)
     return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
@@ -287,7 +287,7 @@ def summarize(cfg: LearningConfig, warm: dict[str, Any], results: dict[str, list
     method's seed-mean curve reaches GRPO's seed-mean final score (None if never).
     """
     env_ids = list(cfg.envs)
-    code = [e for e in env_ids if e == PYFUNC_ID or "Func" in e or "Eval" in e or "MBPP" in e]
+    code = [e for e in env_ids if is_code_env(e)]
 
     def avg_curve(runs):
         per_env = [mean_curve(runs, e, "pass1") for e in env_ids]
@@ -331,7 +331,7 @@ def plot_curves(cfg: LearningConfig, results: dict[str, list[dict[str, Any]]], p
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    panels = [(e, "pass1") for e in cfg.envs] + [(e, "compile_errors") for e in cfg.envs if "Func" in e]
+    panels = [(e, "pass1") for e in cfg.envs] + [(e, "compile_errors") for e in cfg.envs if is_code_env(e)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, (env_id, key) in zip(axes[0], panels):
         for method, runs in results.items():

@@ -26,9 +26,16 @@ _SOURCE_NAME = {"python": "solution.py", "c": "solution.c", "cpp": "solution.cpp
 RESULT_TAG = "@@sdpg-result"
 
 
+_SHARED = ("_harness_runner.py", "_harness_c.py")
+"""Scripts that carry ``_harness_procs.py`` (process accounting) in front of their own source."""
+
+
 @cache
 def _script(name: str) -> str:
-    return (_HERE / name).read_text(encoding="utf-8")
+    source = (_HERE / name).read_text(encoding="utf-8")
+    if name in _SHARED:
+        source = (_HERE / "_harness_procs.py").read_text(encoding="utf-8") + "\n\n" + source
+    return source
 
 
 @dataclass(frozen=True)
