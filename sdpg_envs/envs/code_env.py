@@ -33,13 +33,22 @@ def _compact(problem: Problem) -> str:
     return str(problem.metadata.get("compact", problem.prompt + "\n"))
 
 
+def _examples(problem: Problem) -> str:
+    if "examples" not in problem.metadata:
+        raise ValueError(f"prompt_template='examples' needs problems with metadata['examples'] (PyFunc has it); "
+                         f"{problem.id!r} has none")
+    return str(problem.metadata["examples"])
+
+
 CODE_PROMPTS: dict[str, PromptTemplate] = {
     "default": PromptTemplate("default", _default, "```python\n{answer}```"),
     "plain": PromptTemplate("plain", lambda p: p.prompt, "```python\n{answer}```"),
     "compact": PromptTemplate("compact", _compact, "{answer}"),
+    "examples": PromptTemplate("examples", _examples, "{answer}"),
 }
 """``default``: the task text + "answer in a ```python block"; ``plain``: the task text alone; ``compact``: a
-terse one-liner (PyFunc: ``f(x)=x+3; f(2)=5``) whose completion is the bare code, for tiny models."""
+terse one-liner (PyFunc: ``f(x)=x+3; f(2)=5``) whose completion is the bare code, for tiny models;
+``examples``: the input/output examples alone (PyFunc: ``f(2)=5; f(-1)=2``), bare code, the function inferred."""
 
 
 class CodeEnv(ReasoningEnv):

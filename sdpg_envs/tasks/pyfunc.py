@@ -7,7 +7,9 @@ operation; 2: two operations or a comparison; 3: conditionals, lists and strings
 ``num_tests`` and ``value_range``. Two prompt styles:
 
 - ``full``: ``Write a Python function `def f(x)` that returns x plus 3.`` + ``Examples: f(2) == 5, ...``;
-- ``compact`` (``metadata["compact"]``, for tiny models): ``f(x)=x+3; f(2)=5; f(-1)=2``.
+- ``compact`` (``metadata["compact"]``, for tiny models): ``f(x)=x+3; f(2)=5; f(-1)=2``;
+- ``examples`` (``metadata["examples"]``): the shown examples alone, ``f(2)=5; f(-1)=2``, so the function must be
+  inferred; the reference solution (privileged context) then tells the teacher view what the student must find.
 
 Example:
     >>> p = pyfunc_problem("train:0", 0, PyFuncConfig(level=1))
@@ -157,13 +159,15 @@ def pyfunc_problem(seed: int | str, index: int, cfg: PyFuncConfig | None = None)
     if examples:
         prompt += f"\nExamples: {examples}"
     compact = "; ".join([f"f(x)={expr.replace(' ', '')}", *(f"f({x!r})={y!r}" for x, y in shown)])
+    examples_only = "; ".join(f"f({x!r})={y!r}" for x, y in shown)
     tests = "".join(f"assert f({x!r}) == {y!r}\n" for x, y in pairs)
     return Problem(
         id=f"pyfunc/{seed}/{index}",
         prompt=prompt,
         solution=f"def f(x):\n    return {expr}\n",
         metadata={"language": "python", "tests": tests, "entry_point": "f", "timeout_s": 5.0, "family": family.name,
-                  "level": family.level, "compact": compact + "\n"},
+                  "level": family.level, "compact": compact + "\n",
+                  "examples": examples_only + "\n"},
     )
 
 

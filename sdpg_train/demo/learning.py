@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -243,11 +245,23 @@ def run_job(cfg: LearningConfig, method: str, seed: int) -> dict[str, Any]:
     return result
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: a killed sweep must not leave workers finishing jobs into a later run's folders."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM this worker when its parent exits
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+
 def run_all(cfg: LearningConfig, on_done: Callable[[str], None] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every (method, seed) job, ``cfg.workers`` at a time -> ``{method: [job results by seed]}``."""
     jobs = [(m, s) for s in cfg.seeds for m in cfg.methods]
     results: dict[tuple[str, int], dict[str, Any]] = {}
-    with ProcessPoolExecutor(max_workers=max(1, min(cfg.workers, len(jobs))), mp_context=get_context("spawn")) as ex:
+    with ProcessPoolExecutor(max_workers=max(1, min(cfg.workers, len(jobs))), mp_context=get_context("spawn"),
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
         futures = {ex.submit(run_job, cfg, m, s): (m, s) for m, s in jobs}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()

@@ -71,3 +71,17 @@ def test_privileged_context_templates_and_seeding():
     env.reset(seed=7)
     assert env.step("x")[4]["privileged_context"] == ""
     env.close()
+
+
+@pytest.mark.timeout(120)
+def test_examples_prompt_hides_the_function_and_the_reference_passes():
+    env = gym.make("sdpg/PyFunc-v0", prompt_template="examples", num_examples=3, context="reference")
+    obs, _ = env.reset(seed=3)
+    problem = env.unwrapped.problem
+    expr = problem.solution.splitlines()[1].split("return ")[1]
+    assert obs == problem.metadata["examples"] and obs.count("f(") == 3 and expr.replace(" ", "") not in obs
+    _, reward, _, _, info = env.step(env.unwrapped.gold_completion(problem))
+    assert reward == 1.0 and expr in info["privileged_context"]
+    env.close()
+    with pytest.raises(ValueError, match="metadata\\['examples'\\]"):
+        gym.make("sdpg/MBPP-v0", prompt_template="examples", n=1).reset(seed=0)

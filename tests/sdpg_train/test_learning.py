@@ -73,6 +73,49 @@ def test_method_specs_parse_with_overrides():
 
 
 @pytest.mark.slow
+def test_sweep_workers_die_with_their_parent(tmp_path):
+    """A killed sweep must not leave a worker finishing its job into a folder a later run recreated."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    script = f"""
+import os, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from sdpg_train.demo.learning import _die_with_parent
+
+def job(path):
+    open(path, "w").write(str(os.getpid()))
+    time.sleep(60)
+
+if __name__ == "__main__":
+    ex = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_die_with_parent,
+                             initargs=(os.getpid(),))
+    ex.submit(job, {str(pid_file)!r})
+    while not os.path.exists({str(pid_file)!r}):
+        time.sleep(0.05)
+    os._exit(0)  # the parent dies the way a SIGKILLed sweep does: no executor shutdown
+"""
+    (tmp_path / "sweep.py").write_text(script)  # a file, so that spawn can re-import ``job``
+    subprocess.run([sys.executable, str(tmp_path / "sweep.py")], cwd=ROOT, check=True, timeout=60,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    worker = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{worker}/stat") as f:  # a zombie awaiting reaping counts as gone
+                if f.read().split(")")[-1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, 9)
+    pytest.fail("the sweep's worker outlived its parent")
+
+
 def test_grpo_raises_heldout_pass_rate_on_the_easiest_task(tmp_path):
     """CI's learning check: a short GRPO run must beat its warm start on a fixed held-out set (and the run
     resumes: a second call reuses every finished job)."""
