@@ -259,6 +259,19 @@ class MultiTurnEnv(ReasoningEnv):
                             clip_feedback(result.feedback, self.feedback_chars), self.instruction)
         return str(self.feedback_template.render(turn)).strip()
 
+    def outcome(self, problem: Problem, completion: str, result: VerifierResult, attempt: int
+                ) -> tuple[str | list[dict[str, str]], float, bool]:
+        """``(observation, reward, terminated)`` after attempt ``attempt`` (1-based) of ``problem`` scored ``result``
+        (what :meth:`step` returns, without touching the episode state): trainers that verify many episodes in one
+        batch use it to step each episode exactly as :meth:`step` would."""
+        terminated = result.passed or attempt >= self.max_attempts
+        message = "" if terminated else self.feedback_message(problem, result, attempt)
+        if self.observation_mode == "chat":
+            obs: str | list[dict[str, str]] = [{"role": "user", "content": message}] if message else []
+        else:
+            obs = self._text_observation(completion, message) if message else ""
+        return obs, (self.reward_for(result.score, attempt) if terminated else 0.0), terminated
+
     def _text_observation(self, completion: str, message: str) -> str:
         sep = self.feedback_template.separator
         lead = sep[1:] if completion.endswith("\n") and sep.startswith("\n") else sep
@@ -306,12 +319,7 @@ class MultiTurnEnv(ReasoningEnv):
         completion = self._clip(action)
         result = self.verify(self.problem, completion)
         attempt = len(self.turns) + 1
-        terminated = result.passed or attempt >= self.max_attempts
-        message = "" if terminated else self.feedback_message(self.problem, result, attempt)
-        if self.observation_mode == "chat":
-            obs: str | list[dict[str, str]] = [{"role": "user", "content": message}] if message else []
-        else:
-            obs = self._text_observation(completion, message) if message else ""
+        obs, reward, terminated = self.outcome(self.problem, completion, result, attempt)
         self.turns.append(Turn(completion, result, copy.deepcopy(obs)))
         self._last = (completion, result)
         info = {
@@ -325,7 +333,6 @@ class MultiTurnEnv(ReasoningEnv):
             "turns": [{"attempt": i + 1, "status": t.result.status, "score": float(t.result.score),
                        "passed": t.result.passed} for i, t in enumerate(self.turns)],
         }
-        reward = self.reward_for(result.score, attempt) if terminated else 0.0
         return obs, reward, terminated, False, info
 
     def render(self) -> str | None:

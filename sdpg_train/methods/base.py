@@ -74,6 +74,10 @@ class Method:
     """The ``loss`` name it is registered under (set by the registry)."""
     uses_teacher: ClassVar[bool] = False
     """Always builds a teacher view (otherwise only while β > 0, see :meth:`beta_base`)."""
+    supports_multiturn: ClassVar[bool] = True
+    """Trains on multi-turn episodes (each model turn a sample, the episode's advantage on all its turns); False
+    makes ``SDPGTrainer`` refuse multi-turn envs at construction (``multiturn_refusal`` says why)."""
+    multiturn_refusal: ClassVar[str] = ""
     token_separable: ClassVar[bool] = False
     """The loss is a sum of per-token terms of the head's outputs (each token's own values only), so with
     ``fused_head`` it can run chunk by chunk inside the head (``sdpg_train.core.head.sdpg_head_loss``)."""

@@ -150,6 +150,10 @@ def ppo_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, values: Tensor,
 class PPO(Method):
     """Classic RLHF PPO: value head on the final hidden state, GAE, KL-to-reference penalty in the reward."""
 
+    supports_multiturn = False
+    multiturn_refusal = ("its value head and GAE run within one completion, so they cannot carry an episode's "
+                         "reward back across turns")
+
     @classmethod
     def needs_ref(cls, cfg: SDPGConfig) -> bool:
         return cfg.kl_coef > 0

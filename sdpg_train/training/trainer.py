@@ -26,6 +26,14 @@ from sdpg_train.core.advantages import group_advantages
 from sdpg_train.core.head import HeadOutput, sdpg_head, sdpg_head_loss
 from sdpg_train.core.lora import apply_lora
 from sdpg_train.core.model_io import CompletionModel, MicroBatch, load_model_and_tokenizer, plan_step, sampled_logprobs
+from sdpg_train.core.multiturn_rollout import (
+    EpisodeBatch,
+    build_episode_teacher_view,
+    check_multiturn,
+    collect_episodes,
+    episode_advantages,
+    episode_metrics,
+)
 from sdpg_train.core.precision import setup_precision
 from sdpg_train.core.rollout import DatasetSource, RolloutBatch, collect_rollouts, make_sources, pad_token_id
 from sdpg_train.core.teacher import build_teacher_view, ema_update_, make_teacher_and_ref
@@ -92,6 +100,7 @@ class SDPGTrainer:
             self.sources, self.weights = [DatasetSource(train_dataset, reward_funcs)], [1.0]
         else:
             self.sources, self.weights = make_sources(env, args.env_ids, args.env_kwargs, args.env_weights)
+        self.multiturn = check_multiturn(self.sources, args)  # repair envs: episodes (core.multiturn_rollout)
         self.method: Method = get_method(args.loss)(self)  # value head, RLSD/SDPO teacher passes, encoder teacher
         self.optimizer, self.scheduler = make_optimizer(self.policy, args, self.method.extra_parameters())
         self.pad_id = pad_token_id(self.tokenizer)
@@ -152,11 +161,13 @@ class SDPGTrainer:
         beta = beta_schedule(step, args.effective_beta_base, args.beta_warmup_steps, args.beta_decay_steps,
                              args.max_steps)
         # 2. group-relative advantages
-        adv, adv_stats = group_advantages(batch.rewards, batch.group_size, scale=args.advantage_scale)
+        episodes = isinstance(batch, EpisodeBatch)  # multi-turn: one row per model turn, advantages per episode
+        adv, adv_stats = (episode_advantages(batch, args.advantage_scale) if episodes else
+                          group_advantages(batch.rewards, batch.group_size, scale=args.advantage_scale))
         # 3. teacher view: template(privileged context, prompt) ++ the exact completion ids
         tview = None
         if self.method.needs_teacher_view(beta):  # with gate_positive only samples with A > 0 need a teacher
-            tview = build_teacher_view(
+            tview = (build_episode_teacher_view if episodes else build_teacher_view)(
                 self.tokenizer, batch, sources=args.context_sources, template=args.teacher_template,
                 max_context_length=args.max_context_length, success_threshold=args.success_reward_threshold,
                 chat_template_kwargs=args.chat_template_kwargs,
@@ -188,6 +199,8 @@ class SDPGTrainer:
         metrics = step_metrics(batch, tview, adv_stats, acc, timings, beta, self.scheduler.get_last_lr()[0],
                                self.dist.device)
         metrics.update(mode_metrics)
+        if episodes:
+            metrics.update(episode_metrics(batch))
         self._log_samples(step, batch, tview)
         return metrics
 
@@ -293,7 +306,7 @@ class SDPGTrainer:
         gen = {"max_completion_length": a.max_completion_length, "temperature": a.temperature, "top_p": a.top_p,
                "top_k": a.top_k, "stop_strings": a.stop_strings}
         with self.precision.autocast(), self._unsharded():  # generation in the compute dtype too
-            return collect_rollouts(
+            return (collect_episodes if self.multiturn else collect_rollouts)(
                 self.policy.lm, self.tokenizer, self.sources, self.weights, step=step,
                 num_prompts=a.num_prompts_per_step, group_size=a.num_generations, gen=gen,
                 generation_batch_size=a.generation_batch_size, max_prompt_length=a.max_prompt_length,
