@@ -28,6 +28,7 @@ PASS_STATUSES = ("passed", "correct")
 _STATUS_KEY = re.compile(r"^(?:status|statuses|status_counts|verifier/status|rollout/status)/(.+)$")
 _ROW_ORDER = ("pass_rate", "accuracy", "reward", "compile_error_rate")
 MINUS = "\u2212"
+_TURN_KEY = re.compile(r"^episode/(?:pass@1|compile_error_rate|repair_rate)/turn\d+$")
 
 
 @dataclass
@@ -138,6 +139,9 @@ def _flatten_eval(results: dict[str, Any]) -> dict[str, float | None]:
     flat.update(m.get("pass_at_k", {}))
     for k in ("mean_completion_tokens", "truncated_rate", "num_problems", "num_samples"):
         flat[k] = m.get(k)
+    for row in m.get("turns") or []:  # multi-turn evaluations: per-turn rates
+        for k in ("pass@1", "compile_error_rate", "repair_rate"):
+            flat[f"{k}/turn{row['turn']}"] = row.get(k)
     total = sum(m.get("status_counts", {}).values()) or 1
     flat.update({f"status/{s}": c / total for s, c in m.get("status_counts", {}).items()})
     return flat
@@ -150,6 +154,8 @@ def _last_values(rows: list[dict[str, Any]], path: Path) -> dict[str, float | No
     last: dict[str, float | None] = {}
     for row in rows:
         last.update({k: float(v) for k, v in row.items() if _is_num(v)})
+    for k in [k for k in last if _TURN_KEY.match(k)]:  # multi-turn runs log episode/<rate>/turn<t>
+        last.setdefault(k.removeprefix("episode/"), last.pop(k))
     return last
 
 
@@ -163,8 +169,25 @@ def _is_num(v: Any) -> bool:
 def is_rate(key: str) -> bool:
     """Whether a metric is a fraction in [0, 1] shown as a percentage."""
     return key in ("pass_rate", "accuracy", "compile_error_rate", "truncated_rate") or key.startswith(
-        ("pass@", "status/")
+        ("pass@", "status/", "compile_error_rate/turn", "repair_rate/turn", "episode/pass@1/",
+         "episode/compile_error_rate/", "episode/repair_rate/")
     )
+
+
+def last_turn(entry: Entry) -> int:
+    """The highest turn t with a ``compile_error_rate/turn{t}`` metric (0: not a multi-turn entry)."""
+    turns = [int(k.rsplit("turn", 1)[1]) for k in entry.metrics if re.fullmatch(r"compile_error_rate/turn\d+", k)]
+    return max(turns, default=0)
+
+
+def turn_headline(entry: Entry) -> str | None:
+    """``compile errors at turn 1 → turn 3: 40.0% → 10.0% (−75.0% relative)`` for a multi-turn entry."""
+    t = last_turn(entry)
+    if t < 2:
+        return None
+    m = entry.metrics
+    return headline_line(f"compile errors at turn 1 → turn {t}", m.get("compile_error_rate/turn1"),
+                         m.get(f"compile_error_rate/turn{t}"))
 
 
 def relative_change(old: float | None, new: float | None) -> float | None:
@@ -217,6 +240,15 @@ def headline(base: Entry, other: Entry) -> list[str]:
     old, new = base.metrics.get("pass_rate"), other.metrics.get("pass_rate")
     if old is not None or new is not None:
         lines.append(headline_line("pass rate", old, new))
+    t = min(last_turn(base), last_turn(other))
+    if t:  # multi-turn: before → after at the first and the last turn, and the repair rate
+        lines.append(headline_line("compile errors at turn 1", base.metrics.get("compile_error_rate/turn1"),
+                                   other.metrics.get("compile_error_rate/turn1")))
+        if t > 1:
+            lines.append(headline_line(f"compile errors at turn {t}", base.metrics.get(f"compile_error_rate/turn{t}"),
+                                       other.metrics.get(f"compile_error_rate/turn{t}")))
+            lines.append(headline_line(f"repair rate by turn {t}", base.metrics.get(f"repair_rate/turn{t}"),
+                                       other.metrics.get(f"repair_rate/turn{t}")))
     return lines
 
 
@@ -258,6 +290,9 @@ def compare_markdown(entries: Sequence[Entry], keys: Iterable[str] | None = None
         if heads:
             prefix = f"\n{e.label} vs {base.label}:\n" if len(others) > 1 else "\n"
             text += prefix + "\n".join(f"- {h}" for h in heads) + "\n"
+    turns = [(e.label, line) for e in entries if (line := turn_headline(e))]
+    if turns:
+        text += "\n" + "\n".join(f"- {label}: {line}" for label, line in turns) + "\n"
     kinds = {e.kind for e in entries}
     if len(kinds) > 1:
         text += "\nNote: mixing eval results and training-log values; training values are the last logged step.\n"

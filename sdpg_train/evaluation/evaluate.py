@@ -23,7 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from sdpg_envs.metrics import compile_error_rate, status_histogram
-from sdpg_train.evaluation.generation import generate_batch, seeded
+from sdpg_train.evaluation.generation import generate_batch, generate_ids, seeded
 from sdpg_train.evaluation.report import (
     CODE_STATUSES,
     RESULTS_FILE,
@@ -131,7 +131,24 @@ def compute_metrics(
         "mean_completion_tokens": _mean(r.num_tokens for r in records),
         "mean_completion_chars": _mean(len(r.completion) for r in records),
         "truncated_rate": sum(r.truncated for r in records) / total,
+        **per_turn_metrics(records),
     }
+
+
+def per_turn_metrics(records: Sequence[SampleRecord]) -> dict[str, Any]:
+    """Multi-turn records: ``{"turns": [{"turn": t, "pass@1", "compile_error_rate", "repair_rate"}, ...]}`` for
+    t = 1..max attempts (an episode that ended earlier keeps its last verdict: a pass stays a pass), plus
+    ``first_turn_failures`` (episodes whose first attempt failed, the repair rate's denominator); {} otherwise."""
+    from sdpg_train.core.multiturn_rollout import turn_metrics
+
+    if not any(r.turns for r in records):
+        return {}
+    outcomes = [[(t["status"], bool(t["passed"])) for t in r.turns] for r in records]
+    max_turns = max(len(o) for o in outcomes)
+    flat = turn_metrics(outcomes, max_turns)
+    return {"turns": [{"turn": t, **{k: flat[f"{k}/turn{t}"] for k in ("pass@1", "compile_error_rate", "repair_rate")}}
+                      for t in range(1, max_turns + 1)],
+            "first_turn_failures": sum(1 for o in outcomes if o and not o[0][1])}
 
 
 def _mean(values) -> float:
@@ -259,6 +276,8 @@ def _run_chunk(model, tokenizer, env, config: EvalConfig, chunk: int, timing: di
     problems = [env.problem_at(i) for i in indices]
     prompts = [env.prompt_for(p) for p in problems]
     flat = [(pi, p, prompt, s) for pi, p, prompt in zip(indices, problems, prompts) for s in range(config.samples)]
+    if is_multiturn_env(env):
+        return _run_episodes(model, tokenizer, env, config, chunk, flat, timing)
     t0 = time.perf_counter()
     gens = []
     with seeded(config.seed * 1_000_003 + chunk):
@@ -280,6 +299,44 @@ def _run_chunk(model, tokenizer, env, config: EvalConfig, chunk: int, timing: di
         )
         for (pi, p, prompt, s), g, v in zip(flat, gens, verdicts)
     ]
+
+
+def is_multiturn_env(env: Any) -> bool:
+    """A repair env whose episodes can last 2+ attempts (evaluated as episodes, with per-turn metrics)."""
+    from sdpg_envs.multiturn import MultiTurnEnv
+
+    return isinstance(env, MultiTurnEnv) and env.max_attempts > 1
+
+
+def _run_episodes(model, tokenizer, env, config: EvalConfig, chunk: int, flat, timing) -> list[SampleRecord]:
+    """Multi-turn chunk: every sample is an episode (generate, verify, feedback, generate ...) under the chunk's
+    seed; the record is the episode's (final status, episode reward) with each attempt in ``turns``."""
+    from sdpg_train.core.multiturn_rollout import Episode, run_episodes
+    from sdpg_train.core.rollout import encode_prompt
+
+    episodes = [Episode(0, p, prompt, encode_prompt(tokenizer, prompt)) for _, p, prompt, _ in flat]
+
+    def gen(prefixes):
+        return generate_ids(model, tokenizer, prefixes, temperature=config.temperature, top_p=config.top_p,
+                            max_new_tokens=config.max_new_tokens, stop=config.stop)
+
+    with seeded(config.seed * 1_000_003 + chunk):
+        gen_s, wait_s = run_episodes(episodes, [env], tokenizer, gen, chunk_size=config.batch_size)
+    timing["generate_s"] += gen_s
+    timing["verify_s"] += wait_s
+    records = []
+    for (pi, p, prompt, s), e in zip(flat, episodes):
+        last = e.turns[-1]
+        turns = [{"status": str(t.result.status), "passed": bool(t.result.passed), "score": float(t.result.score),
+                  "completion": t.completion, "feedback": str(t.result.feedback or ""),
+                  "num_tokens": len(t.completion_ids), "truncated": t.clipped} for t in e.turns]
+        records.append(SampleRecord(
+            problem_index=pi, problem_id=str(getattr(p, "id", pi)), sample_index=s, prompt=prompt,
+            completion=last.completion, score=e.reward, status=str(last.result.status),
+            passed=bool(last.result.passed), feedback=str(last.result.feedback or ""),
+            num_tokens=sum(t["num_tokens"] for t in turns), truncated=any(t["truncated"] for t in turns),
+            turns=turns))
+    return records
 
 
 def evaluate(
@@ -400,6 +457,8 @@ def _evaluate(model, tokenizer, env, config: EvalConfig, output_dir, overwrite: 
 
 def _is_code_env(env: Any) -> bool | None:
     """Whether compile errors apply: the env says so (``task_kind``), or its class does; None if unknown."""
+    if is_multiturn_env(env):
+        env = env.env  # the single-step env a repair env wraps
     kind = getattr(env, "task_kind", None)
     if isinstance(kind, str):
         return kind == "code"

@@ -49,9 +49,23 @@ def generate_batch(
     """
     if not prompts:
         return []
+    encoded = [encode_prompt(tokenizer, p, chat_template_kwargs) for p in prompts]
+    return [Generation(tokenizer.decode(kept, skip_special_tokens=True), len(kept), clipped)
+            for kept, clipped in generate_ids(model, tokenizer, encoded, temperature=temperature, top_p=top_p,
+                                              max_new_tokens=max_new_tokens, stop=stop)]
+
+
+@torch.no_grad()
+def generate_ids(model, tokenizer, prefixes: Sequence[Sequence[int]], *, temperature: float = 0.0,
+                 top_p: float = 1.0, max_new_tokens: int = 256, stop: Sequence[str] = ()
+                 ) -> list[tuple[list[int], bool]]:
+    """One completion per token prefix (one ``generate`` call) -> ``[(completion ids, truncated)]``, trimmed as
+    the trainer trims them; greedy at ``temperature == 0`` (multi-turn evaluation feeds whole transcripts)."""
+    if not prefixes:
+        return []
     pad = pad_token_id(tokenizer)
     eos = eos_token_ids(model, tokenizer)
-    ids, mask = left_pad([encode_prompt(tokenizer, p, chat_template_kwargs) for p in prompts], pad)  # (N, P)
+    ids, mask = left_pad(prefixes, pad)  # (N, P)
     kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=sorted(eos) or None)
     if temperature > 0:
         kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
@@ -61,11 +75,7 @@ def generate_batch(
         kwargs.update(stop_strings=list(stop), tokenizer=tokenizer)
     device = next(model.parameters()).device
     out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)  # (N, P + T)
-    gens = []
-    for row in out[:, ids.shape[1] :].tolist():
-        kept, clipped = trim_completion(row, eos, tokenizer, stop)
-        gens.append(Generation(tokenizer.decode(kept, skip_special_tokens=True), len(kept), clipped))
-    return gens
+    return [trim_completion(row, eos, tokenizer, stop) for row in out[:, ids.shape[1] :].tolist()]
 
 
 def generate_completions(

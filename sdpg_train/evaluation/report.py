@@ -47,6 +47,9 @@ class SampleRecord:
     """Completion length in generated tokens (EOS and padding excluded)."""
     truncated: bool = False
     """True when generation stopped at ``max_new_tokens`` rather than at EOS or a stop string."""
+    turns: list = field(default_factory=list)
+    """Multi-turn (repair) envs: one ``{"status", "passed", "score", "completion", "feedback", "num_tokens",
+    "truncated"}`` per attempt; the record's own fields are then the episode's (final status, episode reward)."""
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> SampleRecord:
@@ -198,8 +201,18 @@ def markdown_table(metrics: dict[str, Any], title: str | None = None) -> str:
     rows.append(("truncated at max tokens", fmt_pct(metrics.get("truncated_rate"))))
     head = f"### {title}\n\n" if title else ""
     lines = ["| metric | value |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in rows]
+    if metrics.get("turns"):
+        lines += ["", turn_table(metrics["turns"])]
     counts: dict[str, int] = metrics.get("status_counts", {})
     total = sum(counts.values()) or 1
     hist = ["| status | count | share |", "|---|---:|---:|"]
     hist += [f"| {s} | {c} | {fmt_pct(c / total)} |" for s, c in counts.items()]
     return head + "\n".join(lines) + "\n\n" + "\n".join(hist) + "\n"
+
+
+def turn_table(turns: list[dict[str, Any]]) -> str:
+    """Per-turn table of a multi-turn evaluation: pass@1, compile-error rate and repair rate by turn t."""
+    lines = ["| turn | pass@1 | compile-error rate | repair rate |", "|---:|---:|---:|---:|"]
+    lines += [f"| {t['turn']} | {fmt_pct(t['pass@1'])} | {fmt_pct(t['compile_error_rate'])} | "
+              f"{fmt_pct(t['repair_rate'])} |" for t in turns]
+    return "\n".join(lines)
