@@ -25,7 +25,7 @@ import sys
 from dataclasses import replace
 
 from sdpg_train.commands.demo import parse_methods
-from sdpg_train.demo.learning import LearningConfig, quick_config, run_learning
+from sdpg_train.demo.learning import LearningConfig, code_config, quick_config, run_learning
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,13 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, help="learning-rate warm-up updates (default 5)")
     p.add_argument("--sft-steps", type=int, help="warm-start steps (default 250)")
     p.add_argument("--context-fraction", type=float, help="warm-start examples in the teacher view (default 0.5)")
+    p.add_argument("--code", action="store_true",
+                   help="the code sweep: sdpg/PyFunc-v0 alone (examples prompt, level 1, 40 tokens, 2000 SFT steps)")
     p.add_argument("--with-code", action="store_true",
-                   help="also train and score on sdpg/PyFunc-v0 (level 1, 48 new tokens; needs a longer warm start "
-                        "than the default, see docs/results.md)")
+                   help="Arith and PyFunc together (the --code task design; give --sft-steps, see docs/results.md)")
     p.add_argument("--check", type=float, default=None, metavar="MIN_GAIN")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    cfg = quick_config(a.output) if a.quick else LearningConfig(output_dir=a.output)
+    if a.quick and a.code:
+        p.error("--quick and --code are exclusive")
+    cfg = (quick_config(a.output) if a.quick else code_config(a.output) if a.code
+           else LearningConfig(output_dir=a.output))
     over: dict = {"progress": not a.no_progress}
     if a.methods:
         over["methods"] = parse_methods(a.methods)
@@ -72,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         sft = {"steps": a.sft_steps, "context_fraction": a.context_fraction}
         over["sft"] = replace(cfg.sft, **{k: v for k, v in sft.items() if v is not None})
     if a.with_code:
-        from sdpg_train.demo.learning import PYFUNC_ID
+        from sdpg_train.demo.learning import PYFUNC_EXAMPLES, PYFUNC_ID
 
-        over["envs"] = {**cfg.envs, PYFUNC_ID: {"level": 1, "prompt_template": "compact", "context": "reference"}}
-        over["max_completion_length"] = 48  # level-1 reference programs need up to ~40 byte tokens
+        over["envs"] = {**cfg.envs, PYFUNC_ID: dict(PYFUNC_EXAMPLES)}
+        over["max_completion_length"] = 40  # level-1 reference programs need up to 32 byte tokens
     cfg = replace(cfg, **over)
     rows, md = run_learning(cfg)
     for row in rows:

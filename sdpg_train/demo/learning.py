@@ -88,6 +88,20 @@ def quick_config(output_dir: str, **overrides: Any) -> LearningConfig:
     return replace(base, **overrides)
 
 
+PYFUNC_EXAMPLES = {"level": 1, "prompt_template": "examples", "num_examples": 3, "context": "reference"}
+"""The code task: three input/output examples, the one-operation function to be inferred (``f(1)=-2; f(6)=3;
+f(9)=6`` -> ``def f(x): return x - 3``); the teacher view adds the reference program. docs/results.md measures
+why: with the function in the prompt (``compact``) the teacher view had nothing to add (+1.75 points)."""
+
+
+def code_config(output_dir: str, **overrides: Any) -> LearningConfig:
+    """The code sweep (``--code``): PyFunc alone, 40 new tokens, a warm start long enough for the teacher view to
+    copy the reference's constants (2,000 SFT steps; at 600 it copied the operation but not the constant)."""
+    base = LearningConfig(output_dir=output_dir, envs={PYFUNC_ID: dict(PYFUNC_EXAMPLES)}, max_completion_length=40,
+                          sft=SFTConfig(steps=2000, context_fraction=0.5))
+    return replace(base, **overrides)
+
+
 def demo_quick_config(output_dir: str, **overrides: Any) -> LearningConfig:
     """``sdpg demo --quick``: the plumbing at CI size (about a minute on 2 cores); its scores are not evidence."""
     base = LearningConfig(output_dir=output_dir, methods={"grpo": {"loss": "grpo"}, "sdpg": dict(SDPG_RECIPE)},
