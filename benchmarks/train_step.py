@@ -34,15 +34,19 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 import gymnasium as gym  # noqa: E402
 
 import sdpg_envs  # noqa: E402,F401
@@ -53,9 +57,41 @@ from sdpg_train.training.trainer import SDPGTrainer  # noqa: E402
 
 METHODS = {"sdpg": dict(loss="sdpg", beta=1e-3, alpha=1e-3), "grpo": dict(loss="grpo", alpha=0.0),
            "grpo_ref": dict(loss="grpo", alpha=1e-3), "sdpg_noref": dict(loss="sdpg", beta=1e-3, alpha=0.0)}
+OFF = dict(share_prefix=False, pack_sequences=False, skip_zero_advantage=False)
+"""Every issue-18 optimisation off: the ``*_plain`` variants (``--ablate``)."""
+ABLATIONS = {
+    "sdpg_plain": dict(METHODS["sdpg"], **OFF), "grpo_plain": dict(METHODS["grpo"], **OFF),
+    "sdpg_noshare": dict(METHODS["sdpg"], share_prefix=False),
+    "grpo_noshare": dict(METHODS["grpo"], share_prefix=False),
+    "sdpg_packed": dict(METHODS["sdpg"], share_prefix=False, pack_sequences=True),
+    "grpo_packed": dict(METHODS["grpo"], share_prefix=False, pack_sequences=True),
+    "grpo_noskip": dict(METHODS["grpo"], skip_zero_advantage=False),
+}
+VARIANTS = {**METHODS, **ABLATIONS}
 
 
-def make_batch(tok, prompts: int, group: int, length: int, seed: int = 0) -> RolloutBatch:
+def long_prompt_batch(tok, prompts: int, group: int, length: int, data: Path, seed: int = 0) -> RolloutBatch:
+    """MATH problems whose problem + reference solution has ≥ 4 × ``length`` tokens; the privileged context is
+    the reference solution (as ``context_sources=["reference"]`` gives), completions random bytes."""
+    rows = [json.loads(x) for x in (data / "math" / "test.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if len(tok(r["problem"] + r["solution"], add_special_tokens=False)["input_ids"])
+            >= 4 * length and len(r["solution"]) < 6 * length][:prompts]
+    if len(rows) < prompts:
+        raise SystemExit(f"only {len(rows)} MATH problems are long enough for --length {length}")
+    gen = torch.Generator().manual_seed(seed)
+    probs = [r for r in rows for _ in range(group)]
+    comps = [torch.randint(3, 259, (length - 1,), generator=gen).tolist() + [tok.eos_token_id] for _ in probs]
+    rewards = torch.randint(0, 2, (len(probs),), generator=gen).float()
+    return RolloutBatch(
+        prompt_ids=[encode_prompt(tok, r["problem"]) for r in probs], completion_ids=comps,
+        prompts=[r["problem"] for r in probs], completions=[tok.decode(c, skip_special_tokens=True) for c in comps],
+        rewards=rewards, statuses=["scored"] * len(probs),
+        contexts=[f"Reference solution:\n{r['solution']}" for r in probs], answers=[r["answer"] for r in probs],
+        group_index=torch.arange(len(probs)) // group, sources=["math"] * len(probs),
+        clipped=torch.zeros(len(probs), dtype=torch.bool), group_size=group)
+
+
+def make_batch(tok, prompts: int, group: int, length: int, seed: int = 0, zero_groups: int = 0) -> RolloutBatch:
     """A fixed rollout batch: real Arith problems, random completions, verifier results and contexts."""
     src = EnvSource(gym.make("sdpg/Arith-v0"), name="sdpg/Arith-v0")
     gen = torch.Generator().manual_seed(seed)
@@ -64,6 +100,7 @@ def make_batch(tok, prompts: int, group: int, length: int, seed: int = 0) -> Rol
     texts = [tok.decode(c, skip_special_tokens=True) for c in comps]
     results = src.score(probs, texts)
     noise = torch.randint(0, 2, (len(probs),), generator=gen).float()
+    noise[: zero_groups * group] = 0.0  # the first groups: equal rewards (A = 0), as when all fail or all succeed
     return RolloutBatch(
         prompt_ids=[encode_prompt(tok, src.prompt(p)) for p in probs], completion_ids=comps,
         prompts=[src.prompt(p) for p in probs], completions=texts,
@@ -71,6 +108,63 @@ def make_batch(tok, prompts: int, group: int, length: int, seed: int = 0) -> Rol
         contexts=[src.context(p, r) for p, r in zip(probs, results)], answers=[p.answer for p in probs],
         group_index=torch.arange(len(probs)) // group, sources=[src.name] * len(probs),
         clipped=torch.zeros(len(probs), dtype=torch.bool), group_size=group, problems=probs, results=results)
+
+
+def build_base(a):
+    if a.preset:
+        from transformers import Qwen2Config, Qwen2ForCausalLM
+
+        a.hidden, a.layers, a.vocab = 896, 24, 151_936
+        torch.manual_seed(0)
+        return Qwen2ForCausalLM(Qwen2Config(
+            vocab_size=a.vocab, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+            num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True, pad_token_id=0,
+            eos_token_id=1))
+    return tiny_causal_lm(vocab_size=a.vocab, hidden_size=a.hidden, num_layers=a.layers,
+                          num_heads=max(a.hidden // 64, 2), intermediate_size=a.hidden * 3)
+
+
+def make_trainer(a, base, tok, changes: dict) -> SDPGTrainer:
+    cfg = SDPGConfig(model_name_or_path=None, device=a.device, num_prompts_per_step=a.prompts,
+                     num_generations=a.group, max_steps=100, learning_rate=1e-6, max_context_length=4096,
+                     max_tokens_per_micro_batch=a.micro_tokens, output_dir="/tmp/sdpg-bench-train-step",
+                     disable_tqdm=True, save_final=False, log_completions=False, head_chunk_size=a.head_chunk,
+                     fused_head=a.fused_head, torch_dtype=a.dtype,
+                     gradient_checkpointing=a.gradient_checkpointing, **changes)
+    return SDPGTrainer(copy.deepcopy(base), env=["sdpg/Arith-v0"], args=cfg, processing_class=tok)
+
+
+def peak_memory_mb(name: str) -> float:
+    """Peak memory of one step of ``name`` in a fresh process (:func:`only`)."""
+    argv = [sys.executable, __file__, "--only", name, *sys.argv[1:]]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    return json.loads(out)["peak_mb"]
+
+
+def _status_kb(field: str) -> int:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def only(a, base, tok, batch) -> None:
+    """One variant's step peak above its resident set before the step (the second step: the optimizer state
+    exists): the CUDA allocator's peak, or on CPU the kernel's resident high-water mark reset before the step
+    (``/proc/self/clear_refs``), so model construction does not hide it."""
+    trainer = make_trainer(a, base, tok, VARIANTS[a.only])
+    del base
+    trainer.learn(batch, step=1)
+    gc.collect()
+    cuda = a.device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        before = _status_kb("VmRSS") * 1024
+    trainer.learn(batch, step=2)
+    peak = torch.cuda.max_memory_allocated() if cuda else _status_kb("VmHWM") * 1024
+    print(json.dumps({"variant": a.only, "peak_mb": round((peak - before) / 2**20, 1)}))
 
 
 def main() -> None:
@@ -93,35 +187,29 @@ def main() -> None:
     ap.add_argument("--head-chunk", type=int, default=0, help="head_chunk_size (0 = auto)")
     ap.add_argument("--fused-head", action=argparse.BooleanOptionalAction, default=True,
                     help="SDPGConfig.fused_head (default on)")
+    ap.add_argument("--long-prompt", action="store_true",
+                    help="MATH problems + reference solution as context, prompt + context ≥ 4 × --length")
+    ap.add_argument("--data", default=str(Path(os.environ.get("SDPG_SHARED_DIR", ROOT.parent / "shared")) / "data"))
+    ap.add_argument("--ablate", action="store_true", help="also time each optimisation off (*_plain, *_noshare...)")
+    ap.add_argument("--zero-groups", type=int, default=0, help="groups with equal rewards (A = 0)")
+    ap.add_argument("--memory", action="store_true", help="peak memory per variant, each in a fresh process")
+    ap.add_argument("--only", default=None, help=argparse.SUPPRESS)  # internal: one variant's peak memory
     a = ap.parse_args()
     if a.quick:
         a.hidden, a.layers, a.vocab, a.prompts, a.group, a.length, a.repeats = 128, 2, 4096, 4, 4, 64, 3
     if a.threads:
         torch.set_num_threads(a.threads)
     tok = byte_tokenizer()
-    if a.preset:
-        from transformers import Qwen2Config, Qwen2ForCausalLM
-
-        a.hidden, a.layers, a.vocab = 896, 24, 151_936
-        torch.manual_seed(0)
-        base = Qwen2ForCausalLM(Qwen2Config(
-            vocab_size=a.vocab, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-            num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True, pad_token_id=0,
-            eos_token_id=1))
-    else:
-        base = tiny_causal_lm(vocab_size=a.vocab, hidden_size=a.hidden, num_layers=a.layers,
-                              num_heads=max(a.hidden // 64, 2), intermediate_size=a.hidden * 3)
-    batch = make_batch(tok, a.prompts, a.group, a.length)
-    trainers = {}
-    for name, changes in METHODS.items():
-        cfg = SDPGConfig(model_name_or_path=None, device=a.device, num_prompts_per_step=a.prompts,
-                         num_generations=a.group, max_steps=100, learning_rate=1e-6, max_context_length=512,
-                         max_tokens_per_micro_batch=a.micro_tokens, output_dir="/tmp/sdpg-bench-train-step",
-                         disable_tqdm=True, save_final=False, log_completions=False, head_chunk_size=a.head_chunk,
-                         fused_head=a.fused_head, torch_dtype=a.dtype,
-                         gradient_checkpointing=a.gradient_checkpointing, **changes)
-        trainers[name] = SDPGTrainer(copy.deepcopy(base), env=["sdpg/Arith-v0"], args=cfg, processing_class=tok)
-    times: dict[str, list[float]] = {n: [] for n in METHODS}
+    base = build_base(a)
+    batch = (long_prompt_batch(tok, a.prompts, a.group, a.length, Path(a.data)) if a.long_prompt
+             else make_batch(tok, a.prompts, a.group, a.length, zero_groups=a.zero_groups))
+    if a.only:
+        only(a, base, tok, batch)
+        return
+    names = list(METHODS) + (list(ABLATIONS) if a.ablate else [])
+    trainers = {name: make_trainer(a, base, tok, VARIANTS[name]) for name in names}
+    times: dict[str, list[float]] = {n: [] for n in names}
+    teacher: dict[str, list[float]] = {n: [] for n in names}
     last: dict[str, dict] = {}
     for rep in range(a.repeats + 1):  # the first round is warm-up
         for name, trainer in trainers.items():
@@ -133,13 +221,14 @@ def main() -> None:
                 torch.cuda.synchronize()
             if rep:
                 times[name].append(time.perf_counter() - t0)
+                teacher[name].append(last[name]["perf/teacher_forward_s"])
     med = {n: statistics.median(t) for n, t in times.items()}
     s = last["sdpg"]
-    print(json.dumps({
+    out = {
         "device": a.device, "threads": torch.get_num_threads(), "dtype": a.dtype, "preset": a.preset,
         "gradient_checkpointing": a.gradient_checkpointing, "hidden": a.hidden,
-        "layers": a.layers, "vocab": a.vocab, "fused_head": a.fused_head,
-        "n_sequences": len(batch), "completion_len": a.length,
+        "layers": a.layers, "vocab": a.vocab, "fused_head": a.fused_head, "long_prompt": a.long_prompt,
+        "n_sequences": len(batch), "completion_len": a.length, "zero_adv_groups": a.zero_groups,
         "student_prompt_len": sum(map(len, batch.prompt_ids)) / len(batch),
         "context_tokens_mean": round(s.get("distill/context_len", 0.0), 1), "repeats": a.repeats,
         "sdpg_step_s": round(med["sdpg"], 4), "grpo_step_s": round(med["grpo"], 4),
@@ -148,11 +237,30 @@ def main() -> None:
         "sdpg_noref_step_s": round(med["sdpg_noref"], 4),
         "ratio_noref_vs_grpo": round(med["sdpg_noref"] / med["grpo"], 3),
         "sdpg_teacher_view_s": round(s["perf/teacher_view_s"], 4),
-        "sdpg_teacher_forward_s": round(s["perf/teacher_forward_s"], 4),
+        "sdpg_teacher_forward_s": round(statistics.median(teacher["sdpg"]), 4),
         "sdpg_logprob_pass_s": round(s["perf/logprob_pass_s"], 4),
         "sdpg_student_fwd_bwd_s": round(s["perf/student_fwd_bwd_s"], 4),
         "grpo_student_fwd_bwd_s": round(last["grpo"]["perf/student_fwd_bwd_s"], 4),
-    }))
+        "sdpg_layout_shared_frac": round(s["layout/shared_frac"], 3),
+        "grpo_skipped_student_frac": round(last["grpo"]["skipped/student_forward"], 3),
+    }
+    if a.ablate:
+        out.update({f"{n}_step_s": round(med[n], 4) for n in ABLATIONS})
+        out["ratio_plain"] = round(med["sdpg_plain"] / med["grpo_plain"], 3)
+        out["sdpg_speedup_vs_plain"] = round(med["sdpg_plain"] / med["sdpg"], 3)
+        out["grpo_speedup_vs_plain"] = round(med["grpo_plain"] / med["grpo"], 3)
+        out["sdpg_noshare_teacher_forward_s"] = round(statistics.median(teacher["sdpg_noshare"]), 4)
+        out["teacher_forward_speedup_from_sharing"] = round(
+            statistics.median(teacher["sdpg_noshare"]) / statistics.median(teacher["sdpg"]), 3)
+        out["ratio_packed"] = round(med["sdpg_packed"] / med["grpo_packed"], 3)
+        out["grpo_skip_speedup"] = round(med["grpo_noskip"] / med["grpo"], 3)
+    if a.memory:
+        mem = {n: peak_memory_mb(n) for n in names}
+        out.update({f"{n}_peak_mb": m for n, m in mem.items()})
+        out["peak_ratio"] = round(mem["sdpg"] / max(mem["grpo"], 1e-9), 3)
+        if a.ablate:
+            out["peak_ratio_plain"] = round(mem["sdpg_plain"] / max(mem["grpo_plain"], 1e-9), 3)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

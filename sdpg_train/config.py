@@ -231,6 +231,18 @@ class SDPGConfig:
     """For the token-separable losses (sdpg, grpo, rlsd): fuse the head with the loss so its gradient is formed in
     the forward pass (no recomputation in backward: 4 LM-head matmuls with a teacher instead of 6, 3 instead of 4
     without). Same parameters after a step as ``False`` (the two-pass head + loss) to fp32 rounding."""
+    skip_zero_advantage: bool = True
+    """sdpg/grpo: samples whose loss has no gradient (A = 0, α = 0, and β(k) = 0 or gated by ``gate_positive``) get
+    no forward at all; their tokens stay in the loss denominator, so the update is the same (``skipped/*``)."""
+    share_prefix: bool = True
+    """Forward each group's common prefix (prompt; teacher prompt up to where the contexts differ) once and run
+    the completions against its KV cache: teacher, reference and old log-prob forwards, and the student forward
+    when activation checkpointing is off. Used per view when it saves ≥ 20 % of its padded tokens; same hidden
+    states as the padded forward to fp32 rounding."""
+    pack_sequences: bool = False
+    """Views that do not share a prefix are packed into rows without padding (``position_ids`` restart per
+    sequence; the attention implementation keeps them apart). Exact to fp32 rounding; off by default because
+    the block-diagonal mask costs as much as the padding it removes with CPU sdpa (docs/benchmarks.md)."""
     seed: int = 0
     """One seed for torch, numpy, Python, env problem selection and sampling."""
 

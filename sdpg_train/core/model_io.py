@@ -14,6 +14,7 @@ Every sampled-token log-prob the trainer uses (old, reference, current) goes thr
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,48 +24,16 @@ import torch
 from torch import Tensor, nn
 
 from sdpg_train.core.head import HeadOutput, sdpg_head
-from sdpg_train.core.rollout import RolloutBatch, left_pad, right_pad
+from sdpg_train.core.layout import View, ViewLayout, build_view
+from sdpg_train.core.rollout import RolloutBatch
+
+__all__ = ["CompletionModel", "MicroBatch", "MiniBatch", "View", "build_view", "plan_micro_batches", "plan_step",
+           "sampled_logprobs"]
 
 
-@dataclass
-class View:
-    """Padded model inputs of one view of a micro-batch (n sequences, width L = P + T)."""
-
-    input_ids: Tensor  # (n, L) long
-    attention_mask: Tensor  # (n, L) long
-    position_ids: Tensor  # (n, L) long
-    gather_index: Tensor  # (n, T) long: column of the hidden state that predicts completion token j
-    token_mask: Tensor  # (n, T) bool: real completion tokens
-    targets: Tensor  # (Ntok,) long: the completion ids in row-major mask order
-
-    @property
-    def num_tokens(self) -> int:
-        return int(self.token_mask.sum())
-
-    def to(self, device: torch.device | str) -> View:
-        return View(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids,
-                                              self.gather_index, self.token_mask, self.targets)))
-
-    def inputs(self) -> dict[str, Tensor]:
-        """Keyword arguments for :meth:`CompletionModel.forward`."""
-        return dict(input_ids=self.input_ids, attention_mask=self.attention_mask, position_ids=self.position_ids,
-                    gather_index=self.gather_index, token_mask=self.token_mask)
-
-
-def build_view(prefixes: Sequence[Sequence[int]], completions: Sequence[Sequence[int]], pad_id: int) -> View:
-    """``left_pad(prefix) ++ right_pad(completion)`` with per-sequence offsets and cumulative positions."""
-    if len(prefixes) != len(completions):
-        raise ValueError(f"{len(prefixes)} prefixes but {len(completions)} completions")
-    if any(len(p) == 0 for p in prefixes):
-        raise ValueError("every prefix needs at least one token (the token before the first completion token)")
-    p_ids, p_mask = left_pad(prefixes, pad_id)  # (n, P)
-    c_ids, c_mask = right_pad(completions, pad_id)  # (n, T)
-    input_ids = torch.cat([p_ids, c_ids], dim=1)  # (n, P + T)
-    attention_mask = torch.cat([p_mask, c_mask.long()], dim=1)  # (n, P + T)
-    position_ids = (attention_mask.cumsum(1) - 1).clamp_min(0)  # (n, P + T)
-    offsets = torch.full((len(prefixes),), p_ids.shape[1] - 1, dtype=torch.long)  # (n,) per-sequence offset
-    gather_index = offsets[:, None] + torch.arange(c_ids.shape[1])[None, :]  # (n, T)
-    return View(input_ids, attention_mask, position_ids, gather_index, c_mask, c_ids[c_mask])
+def _cache_kwarg(backbone: nn.Module) -> str:
+    """The decoder's KV-cache argument: ``cache`` (transformers >= 5.2x) or ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(backbone.forward).parameters else "past_key_values"
 
 
 class CompletionModel(nn.Module):
@@ -105,16 +74,28 @@ class CompletionModel(nn.Module):
         inner = self.lm.get_base_model() if hasattr(self.lm, "peft_config") else self.lm
         return inner.base_model
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, gather_index: Tensor,
-                token_mask: Tensor) -> Tensor:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None, position_ids: Tensor, gather_index: Tensor,
+                token_mask: Tensor, prefix_ids: Tensor | None = None, prefix_mask: Tensor | None = None,
+                prefix_rows: Tensor | None = None, token_index: Tensor | None = None) -> Tensor:
         ctx = (torch.autocast(input_ids.device.type, dtype=self.compute_dtype) if self.compute_dtype is not None
                else contextlib.nullcontext())
+        backbone = self.backbone()
         with ctx:
-            out = self.backbone()(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                  use_cache=False)
+            cache = None
+            if prefix_ids is not None:  # each shared prefix once, its KV cache expanded over its sequences
+                pre = backbone(input_ids=prefix_ids, attention_mask=prefix_mask,
+                               position_ids=(prefix_mask.cumsum(1) - 1).clamp_min(0), use_cache=True)
+                cache = pre.cache if hasattr(pre, "cache") else pre.past_key_values
+                cache.batch_select_indices(prefix_rows)  # (u, ...) -> (n, ...); differentiable under grad
+            kw = {} if cache is None else {_cache_kwarg(backbone): cache}
+            out = backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                           use_cache=cache is not None, **kw)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]  # (n, L, H)
-        idx = gather_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # (n, T, H)
-        picked = hidden.gather(1, idx)[token_mask]  # (Ntok, H), slice before the LM head
+        if token_index is not None:  # packed rows: one flat index per completion token
+            picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, token_index)  # (Ntok, H)
+        else:
+            idx = gather_index.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # (n, T, H)
+            picked = hidden.gather(1, idx)[token_mask]  # (Ntok, H), slice before the LM head
         if self.compute_dtype is not None and picked.is_cuda:  # the head's GEMM operands, as autocast would cast
             picked = picked.to(self.compute_dtype)  # them (fp32 accumulation inside sdpg_head)
         return picked
@@ -177,37 +158,53 @@ class MicroBatch:
         return int(self.mask.sum())
 
 
+class MiniBatch(list):
+    """The micro-batches of one optimizer step (a list) and the step's completion-token count ``num_tokens``,
+    which includes the tokens of skipped samples (the loss denominator does not depend on what was skipped)."""
+
+    def __init__(self, micro: Sequence[MicroBatch] = (), num_tokens: int | None = None) -> None:
+        super().__init__(micro)
+        self.num_tokens = sum(mb.num_tokens for mb in micro) if num_tokens is None else int(num_tokens)
+
+
 def plan_step(batch: RolloutBatch, teacher_prompts: Sequence[Sequence[int] | None] | None, advantages: Tensor, *,
-              num_mini_batches: int, max_tokens: int, pad_id: int,
-              device: torch.device | str) -> list[list[MicroBatch]]:
+              num_mini_batches: int, max_tokens: int, pad_id: int, device: torch.device | str,
+              skip: Sequence[bool] | None = None, layout: ViewLayout | None = None) -> list[MiniBatch]:
     """Split a step's samples into mini-batches (whole groups) of token-budgeted micro-batches.
 
     The same layout serves the old/ref log-prob pass and the update, so all log-probs share one numeric path.
     Samples whose teacher prompt is None get no teacher view (their tokens are False in ``teacher_tokens``).
+    Samples marked in ``skip`` get no micro-batch; their tokens still count in :attr:`MiniBatch.num_tokens`.
+    ``layout`` chooses how each view is laid out (padded by default; shared prefixes, packing).
     """
     n, per_mini = len(batch), len(batch) // num_mini_batches
     lengths = batch.completion_lengths
     s_lens = [len(p) for p in batch.prompt_ids]
     t_lens = s_lens if teacher_prompts is None else [len(t or p) for t, p in zip(teacher_prompts, batch.prompt_ids)]
+    layout = layout or ViewLayout()
+    groups = batch.group_index.tolist()
     minis = []
     for m in range(num_mini_batches):
         idx = range(m * per_mini, min(n, (m + 1) * per_mini))
+        skipped = sum(int(lengths[i]) for i in idx if skip is not None and skip[i])
+        idx = [i for i in idx if skip is None or not skip[i]]
         micro = []
         for mb in plan_micro_batches(s_lens, t_lens, lengths.tolist(), max_tokens, indices=idx):
             comps = [batch.completion_ids[i] for i in mb]
-            student = build_view([batch.prompt_ids[i] for i in mb], comps, pad_id).to(device)
+            student = layout.build([batch.prompt_ids[i] for i in mb], comps, [groups[i] for i in mb], pad_id,
+                                   grad=True).to(device)
             active = [teacher_prompts is not None and teacher_prompts[i] is not None for i in mb]
             teacher = tokens = None
             if any(active):
                 rows = [i for i, a in zip(mb, active) if a]
-                teacher = build_view([teacher_prompts[i] for i in rows], [batch.completion_ids[i] for i in rows],
-                                     pad_id).to(device)
+                teacher = layout.build([teacher_prompts[i] for i in rows], [batch.completion_ids[i] for i in rows],
+                                       [groups[i] for i in rows], pad_id).to(device)
                 if not all(active):
                     tokens = torch.repeat_interleave(torch.tensor(active), lengths[mb]).to(device)  # (Ntok,)
             adv = torch.repeat_interleave(advantages[mb], lengths[mb]).to(device)  # (Ntok,)
             micro.append(MicroBatch(list(mb), student, teacher, adv, torch.ones_like(adv, dtype=torch.bool),
                                     teacher_tokens=tokens))
-        minis.append(micro)
+        minis.append(MiniBatch(micro, sum(mb.num_tokens for mb in micro) + skipped))
     return minis
 
 

@@ -164,6 +164,11 @@ class Method:
     def needs_teacher_view(self, beta: float) -> bool:
         return beta > 0 or self.uses_teacher
 
+    def zero_gradient_samples(self, adv: Tensor, beta: float) -> Tensor | None:
+        """(n,) bool: samples whose loss terms all have zero gradient this step, so they need no forward at all
+        (their tokens still count in the loss denominator); None: every sample may matter (the default)."""
+        return None
+
     def prepare(self, batch: Any, tview: Any, minis: list[list[MicroBatch]], step: int) -> dict[str, float]:
         """After the old/ref pass, before the update: fill ``mb.extra``; returns step metrics."""
         if self.encoder is not None and tview is not None:

@@ -287,6 +287,14 @@ class SDPG(Method):
     def needs_ref(cls, cfg: SDPGConfig) -> bool:
         return cfg.alpha > 0
 
+    def zero_gradient_samples(self, adv: Tensor, beta: float) -> Tensor | None:
+        """A = 0 zeroes the policy term (and its gradient) exactly; with α = 0 and the distillation term off for
+        the sample (β(k) = 0, or gated out: A > 0 fails), nothing of its loss depends on the parameters."""
+        a = self.args
+        if a.alpha > 0 or (beta > 0 and not a.gate_positive) or self.encoder is not None:
+            return None
+        return adv == 0
+
     @classmethod
     def compute_loss(cls, cfg: SDPGConfig, out: Any, mb: MicroBatch, beta: float, num_tokens: float,
                      **extra: Any) -> tuple[Tensor, dict[str, float]]:

@@ -24,8 +24,16 @@ from tqdm.auto import tqdm
 from sdpg_train.config import SDPGConfig
 from sdpg_train.core.advantages import group_advantages
 from sdpg_train.core.head import HeadOutput, sdpg_head, sdpg_head_loss
+from sdpg_train.core.layout import ViewLayout
 from sdpg_train.core.lora import apply_lora
-from sdpg_train.core.model_io import CompletionModel, MicroBatch, load_model_and_tokenizer, plan_step, sampled_logprobs
+from sdpg_train.core.model_io import (
+    CompletionModel,
+    MicroBatch,
+    is_checkpointing,
+    load_model_and_tokenizer,
+    plan_step,
+    sampled_logprobs,
+)
 from sdpg_train.core.multiturn_rollout import (
     EpisodeBatch,
     build_episode_teacher_view,
@@ -172,9 +180,13 @@ class SDPGTrainer:
                 max_context_length=args.max_context_length, success_threshold=args.success_reward_threshold,
                 chat_template_kwargs=args.chat_template_kwargs,
                 active=self.method.teacher_active(batch, adv))
+        skip = self.method.zero_gradient_samples(adv, beta) if args.skip_zero_advantage else None
+        if skip is not None and self.dist.enabled:  # every rank must run the same backward passes (DDP/FSDP)
+            skip = None
         minis = plan_step(batch, tview.prompt_ids if tview is not None else None, adv,
                           num_mini_batches=args.num_mini_batches, max_tokens=args.max_tokens_per_micro_batch,
-                          pad_id=self.pad_id, device=self.dist.device)
+                          pad_id=self.pad_id, device=self.dist.device, skip=None if skip is None else skip.tolist(),
+                          layout=self._layout)
         # 4. old (and reference) log-probs once per step, through the same code path as the update; with a single
         #    update per step the old policy IS the current one, so old = current log-prob detached (bitwise equal)
         t2 = time.perf_counter()
@@ -201,13 +213,17 @@ class SDPGTrainer:
         metrics.update(mode_metrics)
         if episodes:
             metrics.update(episode_metrics(batch))
+        metrics.update(self._skip_metrics(batch, minis))
         self._log_samples(step, batch, tview)
         return metrics
 
     def _update(self, micro_batches: list[MicroBatch], beta: float, acc: Counter) -> None:
-        """Gradient accumulation over micro-batches, normalised by the GLOBAL completion-token count."""
+        """Gradient accumulation over micro-batches, normalised by the GLOBAL completion-token count (skipped
+        samples' tokens included: :class:`MiniBatch`)."""
         args = self.args
-        num_tokens = all_reduce_sum(sum(mb.num_tokens for mb in micro_batches), self.dist)
+        local = getattr(micro_batches, "num_tokens", None)
+        num_tokens = all_reduce_sum(sum(mb.num_tokens for mb in micro_batches) if local is None else local,
+                                    self.dist)
         scale = self.dist.world_size  # DDP averages gradients over ranks; the loss is a global token mean
         for k, mb in enumerate(micro_batches):
             sync = k == len(micro_batches) - 1
@@ -227,6 +243,10 @@ class SDPGTrainer:
                 acc["time/student"] += time.perf_counter() - tu + tt - ts
             _accumulate(acc, out, stats, mb, reported)
             acc["train/micro_batches"] += 1
+        if not micro_batches:  # every sample skipped (zero gradient): the optimizer still steps, as it would have
+            for p in (*self.policy.parameters(), *self.method.extra_parameters()):
+                if p.requires_grad and p.grad is None:
+                    p.grad = torch.zeros_like(p)
         self.method.sync_gradients()
         self.precision.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -282,6 +302,33 @@ class SDPGTrainer:
         return loss, out, stats, loss
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def _layout(self) -> ViewLayout:
+        """Shared-prefix / packed view layouts (``share_prefix``, ``pack_sequences``); the student forward shares
+        prefixes only without activation checkpointing (a checkpointed layer cannot replay a KV cache) and in a
+        single process (FSDP2's per-layer reshard cannot serve a second forward of the layers before the backward;
+        DDP keeps the same layout as FSDP2 so both train alike)."""
+        a = self.args
+        return ViewLayout(share_prefix=a.share_prefix, pack=a.pack_sequences,
+                          share_grad=not (is_checkpointing(self.policy.lm) or self.dist.enabled))
+
+    def _skip_metrics(self, batch: RolloutBatch, minis) -> dict[str, float]:
+        """Fractions of samples whose forward did not run: ``skipped/student_forward`` (zero-gradient samples),
+        ``skipped/teacher_forward`` (no teacher view: β(k) = 0, gated, skipped; only for methods with a teacher),
+        ``skipped/ref_forward`` (no reference log-prob pass: α = 0, full_ref_kl's pass is in the update, skipped)."""
+        n = max(len(batch), 1)
+        ran = sum(len(mb.index) for mini in minis for mb in mini)
+        m = {"skipped/student_forward": 1.0 - ran / n}
+        if self.args.needs_teacher:
+            rows = sum(mb.teacher.token_mask.shape[0] for mini in minis for mb in mini if mb.teacher is not None)
+            m["skipped/teacher_forward"] = 1.0 - rows / n
+        ref_rows = ran if self.ref is not None else 0
+        m["skipped/ref_forward"] = 1.0 - ref_rows / n
+        views = [v for mini in minis for mb in mini for v in (mb.student, mb.teacher) if v is not None]
+        m["layout/shared_frac"] = sum(v.layout == "shared" for v in views) / max(len(views), 1)
+        m["layout/packed_frac"] = sum(v.layout == "packed" for v in views) / max(len(views), 1)
+        return m
+
     @property
     def _head_kw(self) -> dict[str, Any]:
         return {"temperature": self.args.temperature,

@@ -108,9 +108,11 @@ def test_resume_is_bitwise_exact(tmp_path):
 
 @pytest.mark.timeout(180)
 def test_loss_normalised_by_global_token_count(tmp_path):
-    """The same step split into many micro-batches gives the same loss and gradient norm."""
-    one = SDPGTrainer(args=tiny_cfg(tmp_path, "one", max_steps=1)).train()
-    many = SDPGTrainer(args=tiny_cfg(tmp_path, "many", max_steps=1, max_tokens_per_micro_batch=64)).train()
+    """The same step split into many micro-batches gives the same loss and gradient norm (one layout for both: the
+    step-1 KL is ~1e-4, so fp32 rounding differences between layouts show at 1e-4 relative)."""
+    one = SDPGTrainer(args=tiny_cfg(tmp_path, "one", max_steps=1, share_prefix=False)).train()
+    many = SDPGTrainer(args=tiny_cfg(tmp_path, "many", max_steps=1, max_tokens_per_micro_batch=64,
+                                     share_prefix=False)).train()
     assert one["train/micro_batches"] == 1 and many["train/micro_batches"] >= 4
     assert math.isclose(one["loss/total"], many["loss/total"], rel_tol=1e-4, abs_tol=1e-9)
     assert math.isclose(one["train/grad_norm"], many["train/grad_norm"], rel_tol=1e-4)
