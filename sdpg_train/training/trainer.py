@@ -313,12 +313,14 @@ class SDPGTrainer:
                           share_grad=not (is_checkpointing(self.policy.lm) or self.dist.enabled))
 
     def _skip_metrics(self, batch: RolloutBatch, minis) -> dict[str, float]:
-        """Fractions of samples whose forward did not run: ``skipped/student_forward`` (zero-gradient samples),
+        """``train/num_tokens`` (the loss denominator: skipped samples' tokens included) and the fractions of samples
+        whose forward did not run: ``skipped/student_forward`` (zero-gradient samples),
         ``skipped/teacher_forward`` (no teacher view: β(k) = 0, gated, skipped; only for methods with a teacher),
         ``skipped/ref_forward`` (no reference log-prob pass: α = 0, full_ref_kl's pass is in the update, skipped)."""
         n = max(len(batch), 1)
         ran = sum(len(mb.index) for mini in minis for mb in mini)
-        m = {"skipped/student_forward": 1.0 - ran / n}
+        m = {"skipped/student_forward": 1.0 - ran / n,
+             "train/num_tokens": float(sum(getattr(mini, "num_tokens", 0) for mini in minis))}  # skipped included
         if self.args.needs_teacher:
             rows = sum(mb.teacher.token_mask.shape[0] for mini in minis for mb in mini if mb.teacher is not None)
             m["skipped/teacher_forward"] = 1.0 - rows / n
