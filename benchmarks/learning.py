@@ -47,12 +47,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="the code sweep: sdpg/PyFunc-v0 alone (examples prompt, level 1, 40 tokens, 2000 SFT steps)")
     p.add_argument("--with-code", action="store_true",
                    help="Arith and PyFunc together (the --code task design; give --sft-steps, see docs/results.md)")
+    p.add_argument("--repair", action="store_true",
+                   help="the --code sweep on sdpg/PyFuncRepair-v0 (2 attempts, one-line feedback; grpo + sdpg unless "
+                        "--methods): the summary adds first-turn compile errors and the repair rate, start -> end")
     p.add_argument("--check", type=float, default=None, metavar="MIN_GAIN")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    if a.quick and a.code:
-        p.error("--quick and --code are exclusive")
-    cfg = (quick_config(a.output) if a.quick else code_config(a.output) if a.code
+    if a.quick and (a.code or a.repair):
+        p.error("--quick and --code/--repair are exclusive")
+    cfg = (quick_config(a.output) if a.quick else code_config(a.output) if a.code or a.repair
            else LearningConfig(output_dir=a.output))
     over: dict = {"progress": not a.no_progress}
     if a.methods:
@@ -80,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
 
         over["envs"] = {**cfg.envs, PYFUNC_ID: dict(PYFUNC_EXAMPLES)}
         over["max_completion_length"] = 40  # level-1 reference programs need up to 32 byte tokens
+    if a.repair:
+        from sdpg_train.demo.repair import repair_overrides
+
+        over.update(repair_overrides(over.get("methods")))
     cfg = replace(cfg, **over)
     rows, md = run_learning(cfg)
     for row in rows:

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from sdpg_train.demo.repair import is_repair_env, repair_scores
 from sdpg_train.training.sft import SFTConfig, TeacherFormat, TeacherViewEnv
 
 ARITH_ID, PYFUNC_ID = "sdpg/Arith-v0", "sdpg/PyFunc-v0"
@@ -138,6 +139,11 @@ def heldout_scores(model, tokenizer, cfg: LearningConfig, *, teacher: bool = Fal
             view = TeacherViewEnv(env, tokenizer, teacher_format(cfg)) if teacher else env
             problems = [env.problem_at(i) for i in range(cfg.eval_n)]
             prompts = [view.prompt_for(p) for p in problems]
+            if is_repair_env(env):  # whole episodes: first-turn compile errors, repair rate (demo/repair.py)
+                out[env_id] = repair_scores(model, tokenizer, env, problems, prompts, samples=cfg.eval_samples,
+                                            max_new_tokens=cfg.max_completion_length, seed=cfg.eval_seed)
+                env.close()
+                continue
             sampled = generate_completions(model, tokenizer, prompts, n=cfg.eval_samples, temperature=1.0,
                                            max_new_tokens=cfg.max_completion_length, batch_size=256,
                                            seed=cfg.eval_seed)
@@ -346,6 +352,10 @@ def summarize(cfg: LearningConfig, warm: dict[str, Any], results: dict[str, list
                 statistics.fmean(r["curve"][-1]["scores"][e]["greedy"] for e in env_ids) for r in runs),
             "per_env_final": {e: _mean_std([r["curve"][-1]["scores"][e]["pass1"] for r in runs]) for e in env_ids},
         }
+        repair = [e for e in env_ids if "repair" in warm["student"].get(e, {})]
+        if repair:  # repair envs: the repair rate (failed first attempts fixed by the last turn), start -> end
+            row["repair_rate_start"] = warm["student"][repair[0]]["repair"]
+            row["repair_rate_end"] = _mean_std([r["curve"][-1]["scores"][repair[0]]["repair"] for r in runs])[0]
         rows.append(row)
     return rows
 
@@ -400,6 +410,11 @@ def render_markdown(cfg: LearningConfig, warm: dict[str, Any], rows: list[dict[s
         lines.append(f"| {r['method']} | {pct(r['warm_start'])} | {pct(r['final'])} ± {100 * r['final_std']:.1f} | "
                      f"{pct(r['best'])} | {pct(r['final_greedy'])} | {reach} | "
                      f"{pct(r['compile_errors_start'])} → {pct(r['compile_errors_end'])} | {ratio} |")
+    if any("repair_rate_start" in r for r in rows):
+        lines += ["", "Repair env: compile errors are the first attempt's; the repair rate is the share of failed "
+                  "first attempts that pass by the last attempt.", "", "| method | repair rate start → end |",
+                  "|---|---:|"]
+        lines += [f"| {r['method']} | {pct(r['repair_rate_start'])} → {pct(r['repair_rate_end'])} |" for r in rows]
     lines += ["", "Reproducibility: every job is seeded and runs with one torch thread, so a rerun on the same "
               "machine "
               "(same CPU, torch build and thread count) gives these numbers exactly. Another CPU can round "

@@ -134,3 +134,24 @@ def test_grpo_raises_heldout_pass_rate_on_the_easiest_task(tmp_path):
     stamp = job.stat().st_mtime_ns
     rows2, _ = run_learning(replace(cfg))
     assert job.stat().st_mtime_ns == stamp and rows2[0]["final"] == row["final"]
+
+
+@pytest.mark.timeout(300)
+def test_repair_sweep_reports_first_turn_compile_errors_and_the_repair_rate(tmp_path):
+    """``benchmarks/learning.py --repair`` at toy size: the plumbing, not evidence."""
+    from sdpg_train.demo.repair import REPAIR_ID, repair_overrides
+
+    over = repair_overrides()
+    assert set(over["methods"]) == {"grpo", "sdpg"} and over["envs"][REPAIR_ID]["max_attempts"] == 2
+    cfg = replace(LearningConfig(output_dir=str(tmp_path)), **over, seeds=(0,), hidden_size=32,
+                  sft=SFTConfig(steps=3, context_fraction=0.5), steps=1, eval_every=1, prompts_per_step=2,
+                  generations=2, max_completion_length=12, eval_n=3, eval_samples=1, workers=1, progress=False)
+    rows, md = run_learning(cfg)
+    warm = json.loads((tmp_path / "warmstart" / "warm.json").read_text())["student"][REPAIR_ID]
+    assert set(warm) >= {"pass1", "greedy", "pass1_turn1", "compile_errors", "compile_errors_last", "repair"}
+    for row in rows:
+        assert row["compile_errors_start"] == warm["compile_errors"]
+        assert row["repair_rate_start"] == warm["repair"] and 0.0 <= row["repair_rate_end"] <= 1.0
+    curve = json.loads((tmp_path / "jobs" / "sdpg-s0" / "curve.json").read_text())
+    assert curve["curve"][-1]["step"] == 1 and "repair" in curve["curve"][-1]["scores"][REPAIR_ID]
+    assert "| method | repair rate start → end |" in md.read_text()
