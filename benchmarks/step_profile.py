@@ -2,13 +2,15 @@
 
 At the demo's model size and batch (benchmarks/learning.py: hidden 128, 2 layers, 64 prompts × 4 completions,
 16 new tokens), it times one ``SDPGTrainer.step`` for each method, broken down as the trainer logs it
-(``perf/rollout_s``, ``perf/teacher_view_s``, ``perf/logprob_pass_s``, ``perf/update_s``). Side by side it
-times the floor: a plain HF ``generate`` of the same prompts with the same settings, then one forward/backward
+(``perf/rollout_s``, ``perf/teacher_view_s``, ``perf/logprob_pass_s``, ``perf/update_s``; ``rollout_share`` =
+rollout / step). Side by side it times the floor: a plain HF ``generate`` (backend "hf", whatever the trainer
+uses) of the same prompts with the same settings, then one forward/backward
 (cross-entropy on the completion tokens) and an AdamW step over the same sequences. Prints one JSON line per method:
 ``{"method", "step_s", "floor_s", "ratio_step_to_floor", ...}`` (medians over ``--repeats`` steps, after one warm-up
 step). The target is ratio ≤ 2.
 
     python benchmarks/step_profile.py                      # grpo, sdpg, ppo; 1 torch thread
+    python benchmarks/step_profile.py --methods sdpg --generation-backend hf fast   # generation's share, both
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def floor_seconds(trainer, batch) -> tuple[float, float]:
 
     a = trainer.args
     gen = {"max_completion_length": a.max_completion_length, "temperature": a.temperature, "top_p": 1.0,
-           "top_k": 0, "stop_strings": None}
+           "top_k": 0, "stop_strings": None, "backend": "hf"}
     t0 = time.perf_counter()
     for s in range(0, len(batch), a.generation_batch_size):
         generate(trainer.model, trainer.tokenizer, batch.prompt_ids[s : s + a.generation_batch_size], gen)
@@ -52,7 +54,7 @@ def floor_seconds(trainer, batch) -> tuple[float, float]:
     return t_gen, time.perf_counter() - t1
 
 
-def profile(method: dict, repeats: int) -> dict:
+def profile(method: dict, repeats: int, backend: str = "fast") -> dict:
     from sdpg_train.config import SDPGConfig
     from sdpg_train.demo.learning import ARITH_ID, LearningConfig, make_env, rl_config
     from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm
@@ -60,7 +62,7 @@ def profile(method: dict, repeats: int) -> dict:
 
     cfg = LearningConfig(output_dir="/tmp/sdpg-step-profile", methods={"m": method})
     fields = rl_config(cfg, "m", 0, Path("/tmp/sdpg-step-profile/run")).to_dict()
-    fields.update(report_to=[], overwrite_output_dir=True, max_steps=repeats + 1)
+    fields.update(report_to=[], overwrite_output_dir=True, max_steps=repeats + 1, generation_backend=backend)
     model = tiny_causal_lm(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads)
     trainer = SDPGTrainer(model, env=make_env(ARITH_ID, cfg.envs[ARITH_ID], "train"), args=SDPGConfig(**fields),
                           processing_class=byte_tokenizer())
@@ -81,7 +83,8 @@ def profile(method: dict, repeats: int) -> dict:
     out = {"method": method["loss"], "step_s": round(step_s, 3), "floor_s": round(gen_s + fb_s, 3),
            "floor_generate_s": round(gen_s, 3), "floor_fwd_bwd_s": round(fb_s, 3),
            "ratio_step_to_floor": round(step_s / (gen_s + fb_s), 3), "repeats": repeats,
-           "threads": torch.get_num_threads(), "completions": len(batch)}
+           "threads": torch.get_num_threads(), "completions": len(batch), "generation_backend": backend,
+           "rollout_share": round(med(p["perf/rollout_s"] for p in parts) / step_s, 3)}
     for key in parts[0]:
         out[key] = round(med(p[key] for p in parts), 3)
     return out
@@ -92,13 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default="grpo,sdpg,ppo")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--generation-backend", nargs="+", choices=("fast", "hf"), default=["fast"],
+                   help="the trainer's generation_backend (several: one line each)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     from sdpg_train.demo.learning import SDPG_RECIPE
 
     for name in a.methods.split(","):
         method = dict(SDPG_RECIPE) if name == "sdpg" else {"loss": name}
-        print(json.dumps(profile(method, a.repeats)), flush=True)
+        for backend in a.generation_backend:
+            print(json.dumps(profile(method, a.repeats, backend)), flush=True)
     return 0
 
 

@@ -96,6 +96,10 @@ class SDPGConfig:
     """Generation stops for a completion once its text contains one of these (the stop string is kept)."""
     generation_batch_size: int = 32
     """Sequences per ``generate`` call; the previous call's completions are verified while the next generates."""
+    generation_backend: str = "fast"
+    """fast: the trainer's own sampling loop (pre-allocated KV cache, finished rows dropped, a group's prompt prefilled
+    once), which draws the same tokens as HF ``generate`` for the same seed (sdpg_train/core/sampler.py); hf: HF
+    ``generate`` itself. Models the fast loop cannot reproduce (sliding-window layers, ...) use ``generate``."""
 
     # ------------------------------------------------------------------ teacher view
     teacher_model_kind: str = "live"
@@ -470,6 +474,8 @@ def _validate(c: SDPGConfig) -> None:
                  "clip_high"):
         _check(getattr(c, name) >= 0, f"{name} must be ≥ 0, got {getattr(c, name)}")
     _check(c.temperature > 0, f"temperature must be > 0, got {c.temperature}")
+    _check(c.generation_backend in ("fast", "hf"), f"generation_backend must be 'fast' or 'hf', got "
+           f"{c.generation_backend!r}")
     _check(0 < c.top_p <= 1, f"top_p must be in (0, 1], got {c.top_p}")
     _check(c.dual_clip_c > 1, f"dual_clip_c must be > 1, got {c.dual_clip_c}")
     _check(c.kl_clamp > 0, f"kl_clamp must be > 0, got {c.kl_clamp}")

@@ -1,4 +1,4 @@
-"""Rollouts: G completions per prompt from HF ``generate``, exact token ids, verified by the task source.
+"""Rollouts: G completions per prompt (fast sampler or HF ``generate``), exact token ids, verified by the source.
 
 Layout: a batch holds B groups of G samples; sample ``i`` belongs to group ``i // G`` (contiguous groups).
 Each group is one problem drawn by a per-seed reset (``seed = f(config seed, rank, step, slot)``), so a step's
@@ -23,6 +23,7 @@ from torch import Tensor
 
 from sdpg_envs.shaping import raw_result
 from sdpg_envs.types import Problem, VerifierResult
+from sdpg_train.core.sampler import sample, unsupported_reason
 
 
 class TaskSource(Protocol):
@@ -302,29 +303,42 @@ NEUTRAL_SAMPLING = dict(
 @torch.no_grad()
 def generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], gen: dict[str, Any]
              ) -> list[tuple[list[int], bool]]:
-    """Sample one completion per prompt with HF ``generate`` (KV cache) -> [(completion ids, clipped)].
+    """Sample one completion per prompt -> [(completion ids, clipped)].
 
-    ``gen`` holds max_completion_length, temperature, top_p, top_k, stop_strings.
+    ``gen`` holds max_completion_length, temperature, top_p, top_k, stop_strings and optionally ``backend``:
+    "fast" (default) is :func:`sdpg_train.core.sampler.sample`, which draws the tokens HF ``generate`` draws for
+    the same RNG state, faster; "hf" is ``generate`` itself (KV cache). The fast sampler falls back to ``generate``
+    for models it cannot reproduce (``sampler.unsupported_reason``).
     """
     pad = pad_token_id(tokenizer)
     eos = eos_token_ids(model, tokenizer)
     ids, mask = left_pad(prompt_ids, pad)  # (n, P), explicit left padding
-    device = next(model.parameters()).device
-    kwargs: dict[str, Any] = dict(
-        max_new_tokens=gen["max_completion_length"], do_sample=True, temperature=gen["temperature"],
-        top_p=gen["top_p"], top_k=gen["top_k"], pad_token_id=pad, eos_token_id=sorted(eos) or None,
-        use_cache=True, **NEUTRAL_SAMPLING,
-    )
-    if gen.get("stop_strings"):
-        kwargs.update(stop_strings=list(gen["stop_strings"]), tokenizer=tokenizer)
+    stop = list(gen.get("stop_strings") or ())
+    backend = gen.get("backend", "fast")
+    if backend not in ("fast", "hf"):
+        raise ValueError(f"generation backend must be 'fast' or 'hf', got {backend!r}")
     was_training = model.training
     model.eval()
     try:
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)  # (n, P + T)
+        if backend == "fast" and unsupported_reason(model, NEUTRAL_SAMPLING) is None:
+            out = sample(model, ids, mask, max_new_tokens=gen["max_completion_length"], pad_id=pad,
+                         eos_ids=sorted(eos), temperature=gen["temperature"], top_k=gen["top_k"] or 0,
+                         top_p=gen["top_p"], stop_strings=stop, tokenizer=tokenizer)  # (n, T)
+            rows = out.tolist()
+        else:
+            kwargs: dict[str, Any] = dict(
+                max_new_tokens=gen["max_completion_length"], do_sample=True, temperature=gen["temperature"],
+                top_p=gen["top_p"], top_k=gen["top_k"], pad_token_id=pad, eos_token_id=sorted(eos) or None,
+                use_cache=True, **NEUTRAL_SAMPLING,
+            )
+            if stop:
+                kwargs.update(stop_strings=stop, tokenizer=tokenizer)
+            device = next(model.parameters()).device
+            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)  # (n, P + T)
+            rows = out[:, ids.shape[1] :].tolist()
     finally:
         model.train(was_training)
-    rows = out[:, ids.shape[1] :].tolist()
-    return [trim_completion(r, eos, tokenizer, gen.get("stop_strings") or ()) for r in rows]
+    return [trim_completion(r, eos, tokenizer, stop) for r in rows]
 
 
 def problem_seed(seed: int, rank: int, step: int, slot: int) -> int:

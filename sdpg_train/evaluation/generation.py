@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from sdpg_train.core.rollout import encode_prompt, eos_token_ids, left_pad, pad_token_id, trim_completion
+from sdpg_train.core.sampler import sample, unsupported_reason
 
 
 @dataclass(frozen=True)
@@ -41,41 +42,54 @@ def generate_batch(
     max_new_tokens: int = 256,
     stop: Sequence[str] = (),
     chat_template_kwargs: dict | None = None,
+    backend: str = "fast",
 ) -> list[Generation]:
-    """One completion per prompt (the user turn's text) in a single ``generate`` call.
+    """One completion per prompt (the user turn's text) in a single batch.
 
     ``temperature == 0`` decodes greedily; otherwise plain temperature/top-p sampling (no top-k) from torch's
-    global RNG, so the caller controls determinism with ``torch.manual_seed``.
+    global RNG, so the caller controls determinism with ``torch.manual_seed``. ``backend`` "fast" is
+    :func:`sdpg_train.core.sampler.sample` (the tokens ``generate`` gives for the same RNG state; it defers to
+    ``generate`` when the model's ``generation_config`` adds processors it does not apply), "hf" ``generate``.
     """
     if not prompts:
         return []
     encoded = [encode_prompt(tokenizer, p, chat_template_kwargs) for p in prompts]
     return [Generation(tokenizer.decode(kept, skip_special_tokens=True), len(kept), clipped)
             for kept, clipped in generate_ids(model, tokenizer, encoded, temperature=temperature, top_p=top_p,
-                                              max_new_tokens=max_new_tokens, stop=stop)]
+                                              max_new_tokens=max_new_tokens, stop=stop, backend=backend)]
 
 
 @torch.no_grad()
 def generate_ids(model, tokenizer, prefixes: Sequence[Sequence[int]], *, temperature: float = 0.0,
-                 top_p: float = 1.0, max_new_tokens: int = 256, stop: Sequence[str] = ()
+                 top_p: float = 1.0, max_new_tokens: int = 256, stop: Sequence[str] = (), backend: str = "fast"
                  ) -> list[tuple[list[int], bool]]:
-    """One completion per token prefix (one ``generate`` call) -> ``[(completion ids, truncated)]``, trimmed as
-    the trainer trims them; greedy at ``temperature == 0`` (multi-turn evaluation feeds whole transcripts)."""
+    """One completion per token prefix (one batch) -> ``[(completion ids, truncated)]``, trimmed as the trainer
+    trims them; greedy at ``temperature == 0`` (multi-turn evaluation feeds whole transcripts). ``backend`` as in
+    :func:`generate_batch`."""
     if not prefixes:
         return []
+    if backend not in ("fast", "hf"):
+        raise ValueError(f"generation backend must be 'fast' or 'hf', got {backend!r}")
     pad = pad_token_id(tokenizer)
     eos = eos_token_ids(model, tokenizer)
     ids, mask = left_pad(prefixes, pad)  # (N, P)
-    kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=sorted(eos) or None)
-    if temperature > 0:
-        kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    if backend == "fast" and unsupported_reason(model) is None:
+        rows = sample(model, ids, mask, max_new_tokens=max_new_tokens, pad_id=pad, eos_ids=sorted(eos),
+                      do_sample=temperature > 0, temperature=temperature or 1.0, top_p=top_p, stop_strings=stop,
+                      tokenizer=tokenizer).tolist()  # (N, T)
     else:
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    if stop:
-        kwargs.update(stop_strings=list(stop), tokenizer=tokenizer)
-    device = next(model.parameters()).device
-    out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)  # (N, P + T)
-    return [trim_completion(row, eos, tokenizer, stop) for row in out[:, ids.shape[1] :].tolist()]
+        kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, pad_token_id=pad,
+                                      eos_token_id=sorted(eos) or None)
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=tokenizer)
+        device = next(model.parameters()).device
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)  # (N, P + T)
+        rows = out[:, ids.shape[1] :].tolist()
+    return [trim_completion(row, eos, tokenizer, stop) for row in rows]
 
 
 def generate_completions(

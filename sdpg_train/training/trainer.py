@@ -353,7 +353,7 @@ class SDPGTrainer:
     def _rollout(self, step: int) -> RolloutBatch:
         a = self.args
         gen = {"max_completion_length": a.max_completion_length, "temperature": a.temperature, "top_p": a.top_p,
-               "top_k": a.top_k, "stop_strings": a.stop_strings}
+               "top_k": a.top_k, "stop_strings": a.stop_strings, "backend": a.generation_backend}
         with self.precision.autocast(), self._unsharded():  # generation in the compute dtype too
             return (collect_episodes if self.multiturn else collect_rollouts)(
                 self.policy.lm, self.tokenizer, self.sources, self.weights, step=step,

@@ -134,14 +134,15 @@ def test_model_generation_config_processors_are_switched_off(tiny_model, tokeniz
 
 
 @pytest.mark.timeout(120)
-def test_verification_of_a_chunk_overlaps_generation_of_the_next(tiny_model, tokenizer):
+def test_verification_of_a_chunk_overlaps_generation_of_the_next(tiny_model, tokenizer, monkeypatch):
     import threading
     import time
 
     from sdpg_envs.types import Problem, VerifierResult
+    from sdpg_train.core import rollout
 
     generated = []  # number of generate() calls finished, seen from the verifier thread
-    original = tiny_model.generate
+    original = rollout.generate
 
     def counting_generate(*args, **kwargs):
         out = original(*args, **kwargs)
@@ -167,7 +168,7 @@ def test_verification_of_a_chunk_overlaps_generation_of_the_next(tiny_model, tok
         def context(self, problem, result):
             return ""
 
-    tiny_model.generate = counting_generate
+    monkeypatch.setattr(rollout, "generate", counting_generate)
     task = SlowTask()
     batch = _collect(tiny_model, tokenizer, [task], b=3, g=2, gbs=2)  # 3 generation chunks
     assert len(batch) == 6 and len(task.seen) == 3
