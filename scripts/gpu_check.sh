@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# GPU checks for sdpg on one CUDA machine with NO network, in < 8 minutes on one H200:
+# GPU checks for sdpg on one CUDA machine with NO network, in < 9 minutes on one H200:
 #   1. the CUDA tests (pytest -m gpu),
 #   2. benchmarks/kl_head.py in bf16 at N = 8k and 32k tokens vs naive (Qwen2.5-0.5B head, 896 x 151,936),
 #   3. benchmarks/train_step.py at the Qwen2.5-0.5B shape (random init from a config), SDPG vs GRPO, bf16 mixed,
 #   4. benchmarks/memory.py at the Qwen2.5-0.5B shape: gradient-checkpointing and LoRA memory on CUDA,
-#   5. benchmarks/gpu_train_run.py: a 30-step bf16 mixed-precision + gradient-checkpointing SDPG run.
+#   5. benchmarks/gpu_train_run.py: a 30-step bf16 mixed-precision + gradient-checkpointing SDPG run,
+#   6. benchmarks/sampler.py at the Qwen2.5-0.5B shape: the fast sampler vs HF generate (tokens/s, ratio, and
+#      whether the tokens were identical: on GPU they may diverge after a last-bit logit difference).
 # Every benchmark prints JSON lines; they are collected in $OUT/gpu_check.jsonl (or ./gpu_check.jsonl), all
 # output in gpu_check.log beside it.
 # Python packages missing on the machine (gymnasium, farama-notifications) are installed from wheels in .whl/
@@ -62,6 +64,8 @@ run train_step 120 $py benchmarks/train_step.py --device cuda --preset qwen2.5-0
   --repeats 3 --micro-tokens 65536
 run memory 75 $py benchmarks/memory.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --n 8 --length 1024
 run train_run 210 $py benchmarks/gpu_train_run.py --device cuda --steps "$steps"
+run sampler 120 $py benchmarks/sampler.py --device cuda --preset qwen2.5-0.5b demo --dtype bfloat16 --repeats 2 \
+  --threads 0
 say "figures ($log):"
 cat "$log"
 say "done, status $status"
