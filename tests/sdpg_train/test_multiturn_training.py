@@ -196,8 +196,27 @@ def test_chat_observations_use_the_chat_template():
     env = parity_repair(observation="chat")
     ids = observation_ids(tok, env, [{"role": "user", "content": "bad"}], "ab", [50, tok.eos_token_id])
     assert tok.decode(ids) == "\n<|user|>\nbad\n<|assistant|>\n"
+    # a template that closes every turn with EOS (as Qwen's <|im_end|>): the model's own EOS is not repeated,
+    # a clipped turn (no EOS) gets it from the template
+    tok.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}</s>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+    closed = observation_ids(tok, env, [{"role": "user", "content": "bad"}], "ab", [50, tok.eos_token_id])
+    clipped = observation_ids(tok, env, [{"role": "user", "content": "bad"}], "ab", [50, 51])
+    enc = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert closed == enc("\n<|user|>\nbad</s>\n<|assistant|>\n")
+    assert clipped == enc("</s>\n<|user|>\nbad</s>\n<|assistant|>\n")
     text_env = parity_repair()
     assert tok.decode(observation_ids(tok, text_env, "\n\nfix it\n\n", "ab", [50])) == "\n\nfix it\n\n"
+
+
+@pytest.mark.parametrize("loss", ["grpo", "rlsd", "sdpo", "opsd"])
+def test_every_other_method_trains_on_episodes(tmp_path, loss):
+    trainer = SDPGTrainer(tiny_causal_lm(seed=0), env=[parity_repair()], args=cfg(tmp_path, loss=loss),
+                          processing_class=byte_tokenizer())
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    metrics = trainer.train()
+    assert metrics["episode/turns"] > 1 and torch.isfinite(torch.tensor(metrics["loss/total"]))
+    assert any(not torch.equal(a, p) for a, p in zip(before, trainer.model.parameters()))
 
 
 @pytest.mark.parametrize("changes, message", [
