@@ -124,9 +124,11 @@ def naive_update(tok, batch: EpisodeBatch, c: SDPGConfig, train_env_tokens: bool
 
 
 @pytest.mark.timeout(300)
-def test_one_multiturn_update_matches_a_naive_reimplementation(tmp_path):
+@pytest.mark.parametrize("layout", [{}, {"share_prefix": False}, {"share_prefix": False, "pack_sequences": True}],
+                         ids=["shared-prefix", "padded", "packed"])
+def test_one_multiturn_update_matches_a_naive_reimplementation(tmp_path, layout):
     tok = byte_tokenizer()
-    c = cfg(tmp_path)
+    c = cfg(tmp_path, **layout)
     trainer = SDPGTrainer(tiny_causal_lm(seed=0), env=[parity_repair()], args=c, processing_class=tok)
     start = {k: v.detach().double().clone() for k, v in trainer.model.named_parameters()}
     batch = trainer._rollout(1)
