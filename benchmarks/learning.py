@@ -84,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         over["envs"] = {**cfg.envs, PYFUNC_ID: dict(PYFUNC_EXAMPLES)}
         over["max_completion_length"] = 40  # level-1 reference programs need up to 32 byte tokens
     if a.repair:
+        from sdpg_train.demo.learning import PYFUNC_EXAMPLES, SDPG_RECIPE
         from sdpg_train.demo.repair import repair_overrides
 
-        over.update(repair_overrides(over.get("methods")))
+        over.update(repair_overrides(PYFUNC_EXAMPLES, SDPG_RECIPE, over.get("methods")))
     cfg = replace(cfg, **over)
     rows, md = run_learning(cfg)
     for row in rows:

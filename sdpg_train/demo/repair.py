@@ -16,13 +16,12 @@ REPAIR_METHODS = {"grpo": {"loss": "grpo"}}
 """Methods ``--repair`` runs besides SDPG (PPO cannot train on episodes)."""
 
 
-def repair_overrides(methods: dict | None = None) -> dict[str, Any]:
+def repair_overrides(task: dict, sdpg: dict, methods: dict | None = None) -> dict[str, Any]:
     """``LearningConfig`` overrides of ``benchmarks/learning.py --repair`` on top of ``code_config``: the repair
-    env alone, GRPO and SDPG unless ``methods`` is given."""
-    from sdpg_train.demo.learning import PYFUNC_EXAMPLES, SDPG_RECIPE
-
-    return {"envs": {REPAIR_ID: {**PYFUNC_EXAMPLES, **REPAIR_EXTRA}},
-            "methods": methods or {**REPAIR_METHODS, "sdpg": dict(SDPG_RECIPE)}}
+    env alone on the code sweep's ``task`` kwargs (``PYFUNC_EXAMPLES``), GRPO and SDPG (``sdpg``: its recipe)
+    unless ``methods`` is given."""
+    return {"envs": {REPAIR_ID: {**task, **REPAIR_EXTRA}},
+            "methods": methods or {**REPAIR_METHODS, "sdpg": dict(sdpg)}}
 
 
 def is_repair_env(env: Any) -> bool:

@@ -139,9 +139,10 @@ def test_grpo_raises_heldout_pass_rate_on_the_easiest_task(tmp_path):
 @pytest.mark.timeout(300)
 def test_repair_sweep_reports_first_turn_compile_errors_and_the_repair_rate(tmp_path):
     """``benchmarks/learning.py --repair`` at toy size: the plumbing, not evidence."""
+    from sdpg_train.demo.learning import PYFUNC_EXAMPLES, SDPG_RECIPE
     from sdpg_train.demo.repair import REPAIR_ID, repair_overrides
 
-    over = repair_overrides()
+    over = repair_overrides(PYFUNC_EXAMPLES, SDPG_RECIPE)
     assert set(over["methods"]) == {"grpo", "sdpg"} and over["envs"][REPAIR_ID]["max_attempts"] == 2
     cfg = replace(LearningConfig(output_dir=str(tmp_path)), **over, seeds=(0,), hidden_size=32,
                   sft=SFTConfig(steps=3, context_fraction=0.5), steps=1, eval_every=1, prompts_per_step=2,
