@@ -8,12 +8,13 @@ L = sum_t (c1 logp + c2 H + c3 KL) into the hidden states and the LM-head weight
 A third implementation, "fused", is :func:`sdpg_train.core.head.sdpg_head_loss`: the same objective passed as a
 token-separable loss, differentiated chunk by chunk inside the forward (no recomputation in backward).
 
-Each (implementation, N) runs in its own fresh subprocess. Memory:
-  * CPU: peak extra RSS = VmHWM after the timed run - VmRSS before it, with the high-water mark reset through
-    ``/proc/self/clear_refs`` after inputs are built and a small warm-up ran (so thread pools, MKL buffers and
-    the inputs are not counted; the weight gradient (V, H) is counted for both).
-  * CUDA: ``torch.cuda.max_memory_allocated()`` after ``reset_peak_memory_stats()``, minus the memory
-    allocated before the run.
+Each (implementation, N) runs in ``--procs`` fresh subprocesses (default 3). Memory (benchmarks/peak_memory.py),
+one untimed pass per process after the timed runs, inputs already built (not counted; the (V, H) weight gradient
+is counted for every implementation):
+  * CPU: the peak of tensor bytes allocated during forward + backward, from the profiler's allocation events;
+  * CUDA: ``torch.cuda.max_memory_allocated()`` after ``reset_peak_memory_stats()``, minus what was allocated.
+``<impl>_peak_mb`` is the median over the processes, ``<impl>_peak_spread_pct`` = (max - min) / median; time is
+the fastest of all timed runs.
 Error: the chunked run's outputs and gradients are compared with the naive run's (same inputs, same seed):
 ``max_rel_err`` = max over (logp, entropy, kl, dL/dh, dL/dW) of ||chunked - naive|| / ||naive|| (``fused_max_rel_err``
 likewise), and ``<impl>_err_vs_fp64`` the same for values and dL/dh on the first 128 tokens against fp64.
@@ -30,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +39,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from peak_memory import PeakMemory, repeat_fresh, spread  # noqa: E402
+
 from sdpg_train.core.head import sdpg_head, sdpg_head_loss  # noqa: E402
 
 IMPLS = ("naive", "chunked", "fused")
@@ -81,13 +83,6 @@ def _run(impl: str, h, w, th, y, coef, chunk_size: int):
     return outs
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -103,16 +98,10 @@ def worker(args: argparse.Namespace) -> dict:
     del small
     h, w, th, y, coef = _inputs(n, args.hidden, args.vocab, dtype, dev)
     _sync(dev)
-    times, peak_mb = [], 0.0
+    times = []
     for _ in range(args.repeats):
-        h.grad = w.grad = None
         if dev == "cuda":
             torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-        else:
-            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-            base = _status_kb("VmRSS") * 1024
         t0 = time.perf_counter()
         try:
             outs = _run(args.impl, h, w, th, y, coef, args.chunk_size)
@@ -120,12 +109,16 @@ def worker(args: argparse.Namespace) -> dict:
         except torch.OutOfMemoryError:
             return {"impl": args.impl, "n_tokens": n, "oom": True}
         times.append(time.perf_counter() - t0)
-        peak = torch.cuda.max_memory_allocated() if dev == "cuda" else _status_kb("VmHWM") * 1024
-        peak_mb = max(peak_mb, (peak - base) / 2**20)
+    del outs
+    h.grad = w.grad = None
+    if dev == "cuda":
+        torch.cuda.empty_cache()
+    with PeakMemory(dev) as peak:  # an untimed pass: the CPU measure slows every op
+        outs = _run(args.impl, h, w, th, y, coef, args.chunk_size)
     if args.save:
         torch.save({"outs": [o.detach().float().cpu() for o in outs], "dh": h.grad.float().cpu(),
                     "dw": w.grad.float().cpu()}, args.save)  # fmt: skip
-    return {"impl": args.impl, "n_tokens": n, "peak_mb": round(peak_mb, 1), "s": round(min(times), 3)}
+    return {"impl": args.impl, "n_tokens": n, "peak_mb": round(peak.mb, 1), "s": round(min(times), 3)}
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -152,13 +145,16 @@ def _truth_errors(args: argparse.Namespace, n: int, saved: dict[str, dict], rows
 
 
 def _spawn(args: argparse.Namespace, impl: str, n: int, save: Path) -> dict:
+    """``--procs`` fresh worker processes for (impl, n): the peak's median and spread, the fastest time."""
     cmd = [sys.executable, __file__, "--worker", "--impl", impl, "--n", str(n), "--save", str(save)]
     for flag in ("hidden", "vocab", "chunk_size", "dtype", "device", "repeats", "threads"):
         cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{impl} N={n} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = repeat_fresh(cmd, args.procs)
+    if any(r.get("oom") for r in rows):
+        return {"impl": impl, "n_tokens": n, "oom": True}
+    peaks = spread([r["peak_mb"] for r in rows])
+    return {"impl": impl, "n_tokens": n, "peak_mb": peaks["median"], "peak_min": peaks["min"],
+            "peak_max": peaks["max"], "peak_spread_pct": peaks["spread_pct"], "s": min(r["s"] for r in rows)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-size", type=int, default=256)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--repeats", type=int, default=1, help="timed runs per config (min time, max peak)")
+    p.add_argument("--repeats", type=int, default=1, help="timed runs per process (the fastest is reported)")
+    p.add_argument("--procs", type=int, default=3, help="fresh processes per (impl, N): peak median and spread")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--impl", choices=IMPLS, help=argparse.SUPPRESS)
@@ -186,12 +183,15 @@ def main(argv: list[str] | None = None) -> int:
         for n in ns:
             res = {impl: _spawn(args, impl, n, Path(tmp) / f"{impl}.pt") for impl in IMPLS}
             row = {"n_tokens": n, "vocab": args.vocab, "hidden": args.hidden, "dtype": args.dtype,
-                   "device": args.device, "chunk_size": args.chunk_size, "threads": args.threads or os.cpu_count()}
+                   "device": args.device, "chunk_size": args.chunk_size, "threads": args.threads or os.cpu_count(),
+                   "procs": args.procs}
             saved = {}
             for impl in IMPLS:
                 if res[impl].get("oom"):
                     row[f"{impl}_oom"] = True
                 row[f"{impl}_peak_mb"], row[f"{impl}_s"] = res[impl].get("peak_mb"), res[impl].get("s")
+                row[f"{impl}_peak_spread_pct"] = res[impl].get("peak_spread_pct")
+                row[f"{impl}_peak_min_max"] = [res[impl].get("peak_min"), res[impl].get("peak_max")]
                 if "s" in res[impl]:
                     saved[impl] = torch.load(Path(tmp) / f"{impl}.pt")
             row.update(_truth_errors(args, n, saved))

@@ -2,10 +2,13 @@
 
 ``checkpointing``: one student forward + chunked head + backward of a Qwen2-style model on ``n × length`` tokens,
 with and without ``gradient_checkpointing``. Exact figure: bytes of tensors autograd keeps for backward outside
-checkpointed regions (``saved_tensors_hooks``, the activation memory); on CUDA also the allocator peak above the
-weights. ``lora``: one SDPG ``learn`` step (β and α on, so a reference policy is needed) with full fine-tuning
-vs LoRA; exact figure: bytes of the distinct tensors held by the trainer (parameters, gradients, AdamW state,
-frozen reference); on CUDA also the allocator peak. Ratios are LoRA / full and on / off, from the same run.
+checkpointed regions (``saved_tensors_hooks``, the activation memory); also the allocator's peak above the
+weights (``peak_mb``). ``lora``: one SDPG ``learn`` step (β and α on, so a reference policy is needed) with full
+fine-tuning vs LoRA; exact figure: bytes of the distinct tensors held by the trainer (parameters, gradients, AdamW
+state, frozen reference); also the allocator's peak during ``learn``. Ratios are LoRA / full and on / off, from the
+same run. Every variant runs in ``--procs`` fresh processes (default 3); peaks are the median over them with
+``*_spread_pct`` = (max - min) / median; peak = CUDA ``max_memory_allocated`` or, on CPU, the peak of tensor bytes
+from the profiler's allocation events, in an untimed pass (benchmarks/peak_memory.py).
 
     python benchmarks/memory.py                                  # CPU, hidden 256, 4 layers, vocab 32k
     python benchmarks/memory.py --device cuda --preset qwen2.5-0.5b --length 1024
@@ -22,6 +25,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from peak_memory import PeakMemory, repeat_fresh, spread  # noqa: E402
+
 from sdpg_train.config import SDPGConfig  # noqa: E402
 from sdpg_train.core.head import sdpg_head  # noqa: E402
 from sdpg_train.core.model_io import CompletionModel, build_view, enable_gradient_checkpointing  # noqa: E402
@@ -45,59 +50,72 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _peak_reset(device: str) -> int:
-    if not device.startswith("cuda"):
-        return 0
-    _sync(device)
-    torch.cuda.reset_peak_memory_stats()
-    return torch.cuda.memory_allocated()
-
-
-def _peak(device: str, base: int) -> float | None:
-    return round((torch.cuda.max_memory_allocated() - base) / 2**20, 1) if device.startswith("cuda") else None
-
-
-def checkpointing(a) -> dict:
+def checkpointing_one(a, gc: bool) -> dict:
+    """One variant in this process: activation bytes saved, fwd+bwd seconds, allocator peak (its own pass)."""
     g = torch.Generator().manual_seed(0)
     seqs = [torch.randint(3, a.vocab, (a.length,), generator=g).tolist() for _ in range(a.n)]
     view = build_view([[2] * 16] * a.n, seqs, pad_id=0).to(a.device)
-    out = {}
     saved = [0]
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         saved[0] += t.numel() * t.element_size()
         return t
 
-    for gc in (False, True):
-        lm = qwen2(a)
-        lm.train()
-        if gc:
-            enable_gradient_checkpointing(lm)
-        model = CompletionModel(lm, torch.bfloat16 if a.dtype == "bfloat16" else None).to(a.device)
-        for _ in range(2):  # the first is warm-up
-            saved[0] = 0
-            base = _peak_reset(a.device)
-            t0 = time.perf_counter()
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                h = model(**view.inputs())
-            # the head keeps only row statistics, so its saves (outside the hook) do not mask the decoder's
-            res = sdpg_head(h, model.head_weight(), view.targets, chunk_size=1024)
-            (res.logp.sum() + res.entropy.sum()).backward()
-            _sync(a.device)
-            dt = time.perf_counter() - t0
-            model.zero_grad(set_to_none=True)
-        out[gc] = dict(saved_mb=round(saved[0] / 2**20, 1), peak_mb=_peak(a.device, base), s=round(dt, 3))
-        del model, lm
+    lm = qwen2(a)
+    lm.train()
+    if gc:
+        enable_gradient_checkpointing(lm)
+    model = CompletionModel(lm, torch.bfloat16 if a.dtype == "bfloat16" else None).to(a.device)
+
+    def fwd_bwd() -> None:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            h = model(**view.inputs())
+        # the head keeps only row statistics, so its saves (outside the hook) do not mask the decoder's
+        res = sdpg_head(h, model.head_weight(), view.targets, chunk_size=1024)
+        (res.logp.sum() + res.entropy.sum()).backward()
+        _sync(a.device)
+        model.zero_grad(set_to_none=True)
+
+    fwd_bwd()  # warm-up
+    saved[0] = 0
+    t0 = time.perf_counter()
+    fwd_bwd()
+    dt = time.perf_counter() - t0
+    saved_mb = saved[0] / 2**20
+    with PeakMemory(a.device) as peak:
+        fwd_bwd()
+    return dict(saved_mb=round(saved_mb, 1), peak_mb=round(peak.mb, 1), s=round(dt, 3))
+
+
+def checkpointing(a) -> dict:
+    out = {gc: _fresh(a, "checkpointing", str(gc)) for gc in (False, True)}
     off, on = out[False], out[True]
     res = {"bench": "gradient_checkpointing", "device": a.device, "dtype": a.dtype, "hidden": a.hidden,
-           "layers": a.layers, "vocab": a.vocab, "tokens": a.n * (a.length + 16),
+           "layers": a.layers, "vocab": a.vocab, "tokens": a.n * (a.length + 16), "procs": a.procs,
            "activations_saved_mb_off": off["saved_mb"], "activations_saved_mb_on": on["saved_mb"],
            "activation_ratio_on_vs_off": round(on["saved_mb"] / max(off["saved_mb"], 1e-9), 4),
-           "fwd_bwd_s_off": off["s"], "fwd_bwd_s_on": on["s"], "time_ratio_on_vs_off": round(on["s"] / off["s"], 3)}
-    if a.device.startswith("cuda"):
-        res.update(peak_mb_off=off["peak_mb"], peak_mb_on=on["peak_mb"],
-                   peak_ratio_on_vs_off=round(on["peak_mb"] / off["peak_mb"], 4))
+           "fwd_bwd_s_off": off["s"], "fwd_bwd_s_on": on["s"], "time_ratio_on_vs_off": round(on["s"] / off["s"], 3),
+           "peak_mb_off": off["peak_mb"], "peak_mb_on": on["peak_mb"],
+           "peak_ratio_on_vs_off": round(on["peak_mb"] / max(off["peak_mb"], 1e-9), 4),
+           "peak_spread_pct_off": off["peak_spread_pct"], "peak_spread_pct_on": on["peak_spread_pct"]}
     return res
+
+
+def _fresh(a, what: str, variant: str) -> dict:
+    """``--procs`` fresh processes of one variant: exact figures (must agree), median time, peak spread."""
+    cmd = [sys.executable, __file__, "--one", what, variant]
+    for k in ("device", "hidden", "layers", "heads", "kv_heads", "intermediate", "vocab", "n", "length", "dtype"):
+        cmd += [f"--{k.replace('_', '-')}", str(getattr(a, k))]
+    rows = repeat_fresh(cmd, a.procs)
+    out = dict(rows[0])
+    for k in rows[0]:
+        if k not in ("peak_mb", "s") and any(r[k] != rows[0][k] for r in rows):
+            out[k] = [r[k] for r in rows]  # an exact figure that moved: show every value
+    peak = spread([r["peak_mb"] for r in rows])
+    out.update(peak_mb=peak["median"], peak_spread_pct=peak["spread_pct"], peak_min_max=[peak["min"], peak["max"]])
+    if "s" in rows[0]:
+        out["s"] = round(sorted(r["s"] for r in rows)[len(rows) // 2], 3)
+    return out
 
 
 def _held_bytes(trainer) -> dict[str, int]:
@@ -121,7 +139,8 @@ def _held_bytes(trainer) -> dict[str, int]:
     return out
 
 
-def lora(a) -> dict:
+def lora_one(a, name: str) -> dict:
+    """One variant (full | lora) in this process: held bytes by kind and the allocator peak of ``learn``."""
     from sdpg_train.training.trainer import SDPGTrainer
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "sdpg_train"))
@@ -129,27 +148,26 @@ def lora(a) -> dict:
 
     tok = byte_tokenizer()
     batch = fixed_batch(tok, [[1.0, 0.0, 0.0, 1.0], [0.0, 1.0, 0.5, 0.0]], length=a.length)
-    out = {}
-    for name, extra in (("full", {}), ("lora", {"lora_r": 16})):
-        cfg = SDPGConfig(device=a.device, num_prompts_per_step=2, num_generations=4, beta=1e-3, alpha=1e-3,
-                         teacher_model_kind="base", torch_dtype=a.dtype, output_dir="/tmp/sdpg-bench-memory",
-                         disable_tqdm=True, save_final=False, log_completions=False, **extra)
-        trainer = SDPGTrainer(qwen2(a), env=["sdpg/Arith-v0"], args=cfg, processing_class=tok)
-        base = _peak_reset(a.device)
+    extra = {"lora_r": 16} if name == "lora" else {}
+    cfg = SDPGConfig(device=a.device, num_prompts_per_step=2, num_generations=4, beta=1e-3, alpha=1e-3,
+                     teacher_model_kind="base", torch_dtype=a.dtype, output_dir="/tmp/sdpg-bench-memory",
+                     disable_tqdm=True, save_final=False, log_completions=False, **extra)
+    trainer = SDPGTrainer(qwen2(a), env=["sdpg/Arith-v0"], args=cfg, processing_class=tok)
+    with PeakMemory(a.device) as peak:
         trainer.learn(batch, step=1)
-        held = _held_bytes(trainer)
-        out[name] = {**{k: round(v / 2**20, 1) for k, v in held.items()},
-                     "total_mb": round(sum(held.values()) / 2**20, 1), "peak_mb": _peak(a.device, base)}
-        del trainer
-        if a.device.startswith("cuda"):
-            torch.cuda.empty_cache()
+    held = _held_bytes(trainer)
+    return {**{k: round(v / 2**20, 1) for k, v in held.items()}, "total_mb": round(sum(held.values()) / 2**20, 1),
+            "peak_mb": round(peak.mb, 1)}
+
+
+def lora(a) -> dict:
+    out = {name: _fresh(a, "lora", name) for name in ("full", "lora")}
     f, lo = out["full"], out["lora"]
-    res = {"bench": "lora", "device": a.device, "dtype": a.dtype, "hidden": a.hidden, "layers": a.layers,
-           "vocab": a.vocab, "lora_r": 16, "full_mb": f, "lora_mb": lo,
-           "held_ratio_lora_vs_full": round(lo["total_mb"] / f["total_mb"], 4)}
-    if a.device.startswith("cuda"):
-        res["peak_with_weights_note"] = "peak_mb = allocator peak during learn() above what was allocated before"
-    return res
+    return {"bench": "lora", "device": a.device, "dtype": a.dtype, "hidden": a.hidden, "layers": a.layers,
+            "vocab": a.vocab, "lora_r": 16, "procs": a.procs, "full_mb": f, "lora_mb": lo,
+            "held_ratio_lora_vs_full": round(lo["total_mb"] / f["total_mb"], 4),
+            "peak_ratio_lora_vs_full": round(lo["peak_mb"] / max(f["peak_mb"], 1e-9), 4),
+            "peak_note": "peak_mb = allocator peak during learn() above what was allocated before it"}
 
 
 def main() -> None:
@@ -167,10 +185,17 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=256, help="completion tokens per sequence")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
                     help="compute dtype (bfloat16 = mixed precision, fp32 master weights)")
+    ap.add_argument("--procs", type=int, default=3, help="fresh processes per variant (peak median and spread)")
+    ap.add_argument("--one", nargs=2, metavar=("WHAT", "VARIANT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.preset:
         for k, v in PRESETS[a.preset].items():
             setattr(a, k, v)
+    if a.one:  # internal: one variant in this fresh process
+        what, variant = a.one
+        row = checkpointing_one(a, variant == "True") if what == "checkpointing" else lora_one(a, variant)
+        print(json.dumps(row))
+        return
     if a.what in ("checkpointing", "both"):
         print(json.dumps(checkpointing(a)), flush=True)
     if a.what in ("lora", "both"):

@@ -38,7 +38,6 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,6 +46,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 import gymnasium as gym  # noqa: E402
 
 import sdpg_envs  # noqa: E402,F401
@@ -134,37 +134,28 @@ def make_trainer(a, base, tok, changes: dict) -> SDPGTrainer:
     return SDPGTrainer(copy.deepcopy(base), env=["sdpg/Arith-v0"], args=cfg, processing_class=tok)
 
 
-def peak_memory_mb(name: str) -> float:
-    """Peak memory of one step of ``name`` in a fresh process (:func:`only`)."""
-    argv = [sys.executable, __file__, "--only", name, *sys.argv[1:]]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-    return json.loads(out)["peak_mb"]
+def peak_memory_mb(name: str, procs: int) -> dict:
+    """Peak memory of one step of ``name``, each of ``procs`` measurements in a fresh process (:func:`only`):
+    median, min, max and spread (benchmarks/peak_memory.py)."""
+    from peak_memory import repeat_fresh, spread
 
-
-def _status_kb(field: str) -> int:
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
-    return int(line.split()[1])
+    rows = repeat_fresh([sys.executable, __file__, "--only", name, *sys.argv[1:]], procs)
+    return spread([r["peak_mb"] for r in rows])
 
 
 def only(a, base, tok, batch) -> None:
-    """One variant's step peak above its resident set before the step (the second step: the optimizer state
-    exists): the CUDA allocator's peak, or on CPU the kernel's resident high-water mark reset before the step
-    (``/proc/self/clear_refs``), so model construction does not hide it."""
+    """One variant's step peak (the second step: the optimizer state exists) above what was allocated before it:
+    the allocator's own peak (CUDA ``max_memory_allocated``; on CPU the tensor bytes from the profiler's allocation
+    events), so model construction does not hide it and the heap's layout does not move it."""
+    from peak_memory import PeakMemory
+
     trainer = make_trainer(a, base, tok, VARIANTS[a.only])
     del base
     trainer.learn(batch, step=1)
     gc.collect()
-    cuda = a.device.startswith("cuda")
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-    else:
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        before = _status_kb("VmRSS") * 1024
-    trainer.learn(batch, step=2)
-    peak = torch.cuda.max_memory_allocated() if cuda else _status_kb("VmHWM") * 1024
-    print(json.dumps({"variant": a.only, "peak_mb": round((peak - before) / 2**20, 1)}))
+    with PeakMemory(a.device) as peak:
+        trainer.learn(batch, step=2)
+    print(json.dumps({"variant": a.only, "peak_mb": round(peak.mb, 1)}))
 
 
 def main() -> None:
@@ -193,6 +184,7 @@ def main() -> None:
     ap.add_argument("--ablate", action="store_true", help="also time each optimisation off (*_plain, *_noshare...)")
     ap.add_argument("--zero-groups", type=int, default=0, help="groups with equal rewards (A = 0)")
     ap.add_argument("--memory", action="store_true", help="peak memory per variant, each in a fresh process")
+    ap.add_argument("--mem-procs", type=int, default=3, help="fresh processes per variant for --memory (spread)")
     ap.add_argument("--only", default=None, help=argparse.SUPPRESS)  # internal: one variant's peak memory
     a = ap.parse_args()
     if a.quick:
@@ -255,8 +247,11 @@ def main() -> None:
         out["ratio_packed"] = round(med["sdpg_packed"] / med["grpo_packed"], 3)
         out["grpo_skip_speedup"] = round(med["grpo_noskip"] / med["grpo"], 3)
     if a.memory:
-        mem = {n: peak_memory_mb(n) for n in names}
+        spreads = {n: peak_memory_mb(n, a.mem_procs) for n in names}
+        mem = {n: m["median"] for n, m in spreads.items()}
         out.update({f"{n}_peak_mb": m for n, m in mem.items()})
+        out.update({f"{n}_peak_spread_pct": m["spread_pct"] for n, m in spreads.items()})
+        out["mem_procs"] = a.mem_procs
         out["peak_ratio"] = round(mem["sdpg"] / max(mem["grpo"], 1e-9), 3)
         if a.ablate:
             out["peak_ratio_plain"] = round(mem["sdpg_plain"] / max(mem["grpo_plain"], 1e-9), 3)

@@ -15,10 +15,13 @@ completions of up to ``--length`` tokens per step. Configurations:
 * ``sdpg`` / ``grpo``: ``SDPGTrainer`` with ``loss="grpo"``, α = 0.
 
 Measured per process: ``step_s`` = median wall time of the steps after the first (generation included),
-``peak_rss_mb`` = the process's max RSS (model load included, the same for all). Prints one JSON object per
-configuration (per round with ``--rounds N``: configurations run interleaved N times, each line reporting the
-fastest round so far, so load on a shared machine hits all alike); the sdpg lines carry the ratios to TRL
-measured in the same run.
+``peak_rss_mb`` = the process's max RSS (model load included, the same for all). Memory, the headline figure:
+``tensor_peak_mb`` = the allocator's peak of tensor bytes over two training steps (the second has the optimizer
+state), model load excluded, measured in ``--mem-procs`` further fresh processes per configuration (median, with
+``tensor_peak_spread_pct`` = (max - min) / median; benchmarks/peak_memory.py; untimed, as it profiles every op).
+Prints one JSON object per configuration (per round with ``--rounds N``: configurations run interleaved N times,
+each line reporting the fastest round so far, so load on a shared machine hits all alike); the sdpg lines carry
+the ratios to TRL measured in the same run.
 
     python benchmarks/vs_trl.py                   # vocab 151,936, 8 × 256 tokens, 4 steps
     python benchmarks/vs_trl.py --quick           # vocab 8,192, 8 × 64 tokens, 3 steps (CI-sized)
@@ -115,8 +118,9 @@ def run_trl(method: str, folder: Path, a: argparse.Namespace) -> list[float]:
 
         trainer = GRPOTrainer(model=str(folder / "model"), reward_funcs=even_length, args=GRPOConfig(**common),
                               train_dataset=data, processing_class=tok, callbacks=[timer.callback])
-    trainer.train()
-    return timer.times
+    with _memory(a) as peak:
+        trainer.train()
+    return timer.times if not a.measure_memory else peak
 
 
 def run_sdpg(method: str, folder: Path, a: argparse.Namespace) -> list[float]:
@@ -133,19 +137,45 @@ def run_sdpg(method: str, folder: Path, a: argparse.Namespace) -> list[float]:
     trainer = SDPGTrainer(str(folder / "model"), reward_funcs=even_length, train_dataset=data, args=cfg,
                           processing_class=load_tokenizer(str(folder / "model")))
     times = []
-    for step in range(1, a.steps + 1):
-        t0 = time.perf_counter()
-        trainer.step(step)
-        times.append(time.perf_counter() - t0)
-    return times
+    with _memory(a) as peak:
+        for step in range(1, a.steps + 1):
+            t0 = time.perf_counter()
+            trainer.step(step)
+            times.append(time.perf_counter() - t0)
+    return times if not a.measure_memory else peak
+
+
+def _memory(a: argparse.Namespace):
+    """The allocator-peak context in a memory process, a no-op in a timing process."""
+    import contextlib
+
+    from peak_memory import PeakMemory
+
+    return PeakMemory("cpu") if a.measure_memory else contextlib.nullcontext()
 
 
 def worker(a: argparse.Namespace) -> None:
     folder = Path(a.folder)
-    times = (run_trl if a.impl == "trl" else run_sdpg)(a.method, folder, a)
+    result = (run_trl if a.impl == "trl" else run_sdpg)(a.method, folder, a)
+    if a.measure_memory:
+        print(json.dumps({"impl": a.impl, "method": a.method, "tensor_peak_mb": round(result.mb, 1)}))
+        return
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"impl": a.impl, "method": a.method, "steps": len(times),
-                      "step_s": round(statistics.median(times[1:] or times), 3), "peak_rss_mb": round(rss, 1)}))
+    print(json.dumps({"impl": a.impl, "method": a.method, "steps": len(result),
+                      "step_s": round(statistics.median(result[1:] or result), 3), "peak_rss_mb": round(rss, 1)}))
+
+
+def memory_peaks(folder: str, a: argparse.Namespace, env: dict) -> dict:
+    """(impl, method) -> spread of the tensor peak over ``--mem-procs`` fresh two-step processes."""
+    from peak_memory import repeat_fresh, spread
+
+    out = {}
+    for impl, method in CONFIGS:
+        cmd = [sys.executable, __file__, "--worker", impl, method, "--folder", folder, "--vocab", str(a.vocab),
+               "--length", str(a.length), "--generations", str(a.generations), "--steps", "2",
+               "--threads", str(a.threads), "--measure-memory"]
+        out[(impl, method)] = spread([r["tensor_peak_mb"] for r in repeat_fresh(cmd, a.mem_procs, env)])
+    return out
 
 
 def main() -> None:
@@ -159,13 +189,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = default)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run every configuration this many times, interleaved; report the fastest round")
+    ap.add_argument("--mem-procs", type=int, default=3,
+                    help="fresh two-step processes per configuration for the tensor peak (0 = skip)")
     ap.add_argument("--worker", nargs=2, metavar=("IMPL", "METHOD"), help=argparse.SUPPRESS)
+    ap.add_argument("--measure-memory", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.quick:
         a.vocab, a.length, a.steps = 8192, 64, 3
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO / "benchmarks"))
     if a.worker:
         a.impl, a.method = a.worker
         if a.threads:
@@ -177,12 +211,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sdpg-vs-trl-") as tmp:
         folder = Path(tmp)
         build_assets(folder, a.vocab, a.hidden, rows=64)
+        env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
+        peaks = memory_peaks(tmp, a, env) if a.mem_procs else {}
         results: dict = {}
         for impl, method in [c for _ in range(a.rounds) for c in CONFIGS]:
             cmd = [sys.executable, __file__, "--worker", impl, method, "--folder", tmp, "--vocab", str(a.vocab),
                    "--length", str(a.length), "--generations", str(a.generations), "--steps", str(a.steps),
                    "--threads", str(a.threads)]
-            env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false"}
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode != 0:
                 print(json.dumps({"impl": impl, "method": method, "error": proc.stderr.strip()[-800:]}), flush=True)
@@ -194,6 +229,10 @@ def main() -> None:
                 row["step_s"] = min(row["step_s"], best["step_s"])
                 row["peak_rss_mb"] = max(row["peak_rss_mb"], best["peak_rss_mb"])
                 row["round"] = best.get("round", 1) + 1
+            if (impl, method) in peaks:
+                m = peaks[(impl, method)]
+                row.update(tensor_peak_mb=m["median"], tensor_peak_min_max=[m["min"], m["max"]],
+                           tensor_peak_spread_pct=m["spread_pct"], mem_procs=m["n"])
             results[(impl, method)] = row
             if impl == "sdpg":
                 for ref in ("sdpo", "grpo"):
@@ -201,6 +240,8 @@ def main() -> None:
                     if base:
                         row[f"peak_rss_vs_trl_{ref}"] = round(row["peak_rss_mb"] / base["peak_rss_mb"], 3)
                         row[f"step_s_vs_trl_{ref}"] = round(row["step_s"] / base["step_s"], 3)
+                        if "tensor_peak_mb" in row and "tensor_peak_mb" in base:
+                            row[f"tensor_peak_vs_trl_{ref}"] = round(row["tensor_peak_mb"] / base["tensor_peak_mb"], 3)
             print(json.dumps(row), flush=True)
 
 
