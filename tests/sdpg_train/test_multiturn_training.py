@@ -211,6 +211,21 @@ def test_chat_observations_use_the_chat_template():
     assert tok.decode(observation_ids(tok, text_env, "\n\nfix it\n\n", "ab", [50])) == "\n\nfix it\n\n"
 
 
+def test_chat_env_feedback_is_a_chat_templated_user_turn_in_the_trainer(tmp_path):
+    tok = byte_tokenizer()
+    trainer = SDPGTrainer(tiny_causal_lm(seed=0), env=[parity_repair(observation="chat")], args=cfg(tmp_path),
+                          processing_class=tok)
+    batch = trainer._rollout(1)
+    second = [i for i, t in enumerate(batch.turn_index) if t == 2]
+    assert second
+    for i in second:
+        prev = i - 1  # the same episode's first turn (rows are episode-major, in turn order)
+        tail = batch.prompt_ids[i][len(batch.prompt_ids[prev]) + len(batch.completion_ids[prev]):]
+        shown = tok.decode(tail)
+        assert shown.startswith("\n<|user|>\nAttempt 1 of 2 failed (incorrect).") and shown.endswith("<|assistant|>\n")
+    assert trainer.learn(batch, step=1)["episode/turns"] > 1
+
+
 @pytest.mark.parametrize("loss", ["grpo", "rlsd", "sdpo", "opsd"])
 def test_every_other_method_trains_on_episodes(tmp_path, loss):
     trainer = SDPGTrainer(tiny_causal_lm(seed=0), env=[parity_repair()], args=cfg(tmp_path, loss=loss),
