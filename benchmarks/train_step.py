@@ -17,6 +17,16 @@ forward (no grad) + student forward/backward through the chunked head + AdamW st
 reference settings. All trainers use ``fused_head`` (the head's gradient formed in its forward pass) unless
 ``--no-fused-head`` is given.
 
+Issue 18's optimisations are on in every variant above (``share_prefix``, ``skip_zero_advantage``; packing is
+off by default). ``--ablate`` adds variants with them off: ``*_plain`` (all off), ``*_noshare`` (no shared
+prefixes), ``*_packed`` (packing instead of sharing), ``grpo_noskip`` (zero-advantage samples forwarded), and the
+ratios ``ratio_plain``, ``*_speedup_*`` and ``teacher_forward_speedup_from_sharing`` (median teacher-forward
+time without / with shared prefixes). ``--long-prompt`` uses MATH problems with their reference solution as
+the privileged context (prompt + context ≥ 4 × ``--length``). ``--zero-groups K`` gives the first K groups equal
+rewards (A = 0). ``--memory`` adds each variant's step peak, measured in a fresh process per variant
+(CUDA allocator peak, or the resident high-water mark reset before the step on CPU). ``--variants a,b`` runs
+only those.
+
 Repeats are interleaved (sdpg, grpo, grpo_ref, sdpg, ...) and the median is reported, so load on a shared
 machine hits all methods alike. Prints one JSON line.
 
@@ -24,6 +34,8 @@ machine hits all methods alike. Prints one JSON line.
     python benchmarks/train_step.py --quick         # small, < 1 minute on CPU
     python benchmarks/train_step.py --no-fused-head # the two-pass head (recomputes logits in backward)
     python benchmarks/train_step.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --length 512
+    python benchmarks/train_step.py --ablate --memory                # each optimisation off, peak memory
+    python benchmarks/train_step.py --ablate --long-prompt --length 128  # MATH + reference solution
 
 ``--dtype bfloat16`` is mixed precision (fp32 master weights, bf16 autocast compute: ``torch_dtype``);
 ``--preset qwen2.5-0.5b`` builds Qwen2.5-0.5B's exact shape (hidden 896, 24 layers, 14/2 heads, MLP 4864, vocab
@@ -72,8 +84,16 @@ VARIANTS = {**METHODS, **ABLATIONS}
 
 def long_prompt_batch(tok, prompts: int, group: int, length: int, data: Path, seed: int = 0) -> RolloutBatch:
     """MATH problems whose problem + reference solution has ≥ 4 × ``length`` tokens; the privileged context is
-    the reference solution (as ``context_sources=["reference"]`` gives), completions random bytes."""
-    rows = [json.loads(x) for x in (data / "math" / "test.jsonl").read_text().splitlines()]
+    the reference solution (as ``context_sources=["reference"]`` gives), completions random bytes. Without the
+    data folder, synthetic problems with step-by-step references of the same length."""
+    path = data / "math" / "test.jsonl"
+    if not path.is_file():  # no data on this machine (a GPU box): synthetic long references, same lengths
+        rows = [{"problem": f"Problem {b}: compute the sum of the first {b + 20} odd numbers and explain.",
+                 "solution": " ".join(f"Step {k}: the running total after {k} odd numbers is {k * k}." for k in
+                                      range(1, 2 + 4 * length // 50)), "answer": str((b + 20) ** 2)}
+                for b in range(prompts)]
+    else:
+        rows = [json.loads(x) for x in path.read_text().splitlines()]
     rows = [r for r in rows if len(tok(r["problem"] + r["solution"], add_special_tokens=False)["input_ids"])
             >= 4 * length and len(r["solution"]) < 6 * length][:prompts]
     if len(rows) < prompts:
@@ -182,6 +202,7 @@ def main() -> None:
                     help="MATH problems + reference solution as context, prompt + context ≥ 4 × --length")
     ap.add_argument("--data", default=str(Path(os.environ.get("SDPG_SHARED_DIR", ROOT.parent / "shared")) / "data"))
     ap.add_argument("--ablate", action="store_true", help="also time each optimisation off (*_plain, *_noshare...)")
+    ap.add_argument("--variants", default="", help="comma-separated variants to run (default: the four methods)")
     ap.add_argument("--zero-groups", type=int, default=0, help="groups with equal rewards (A = 0)")
     ap.add_argument("--memory", action="store_true", help="peak memory per variant, each in a fresh process")
     ap.add_argument("--mem-procs", type=int, default=3, help="fresh processes per variant for --memory (spread)")
@@ -198,7 +219,10 @@ def main() -> None:
     if a.only:
         only(a, base, tok, batch)
         return
-    names = list(METHODS) + (list(ABLATIONS) if a.ablate else [])
+    names = a.variants.split(",") if a.variants else list(METHODS) + (list(ABLATIONS) if a.ablate else [])
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
     trainers = {name: make_trainer(a, base, tok, VARIANTS[name]) for name in names}
     times: dict[str, list[float]] = {n: [] for n in names}
     teacher: dict[str, list[float]] = {n: [] for n in names}
@@ -215,7 +239,8 @@ def main() -> None:
                 times[name].append(time.perf_counter() - t0)
                 teacher[name].append(last[name]["perf/teacher_forward_s"])
     med = {n: statistics.median(t) for n, t in times.items()}
-    s = last["sdpg"]
+    tmed = {n: statistics.median(t) for n, t in teacher.items()}
+    s = last[names[0]]
     out = {
         "device": a.device, "threads": torch.get_num_threads(), "dtype": a.dtype, "preset": a.preset,
         "gradient_checkpointing": a.gradient_checkpointing, "hidden": a.hidden,
@@ -223,38 +248,44 @@ def main() -> None:
         "n_sequences": len(batch), "completion_len": a.length, "zero_adv_groups": a.zero_groups,
         "student_prompt_len": sum(map(len, batch.prompt_ids)) / len(batch),
         "context_tokens_mean": round(s.get("distill/context_len", 0.0), 1), "repeats": a.repeats,
-        "sdpg_step_s": round(med["sdpg"], 4), "grpo_step_s": round(med["grpo"], 4),
-        "grpo_ref_step_s": round(med["grpo_ref"], 4), "ratio": round(med["sdpg"] / med["grpo"], 3),
-        "ratio_vs_grpo_ref": round(med["sdpg"] / med["grpo_ref"], 3),
-        "sdpg_noref_step_s": round(med["sdpg_noref"], 4),
-        "ratio_noref_vs_grpo": round(med["sdpg_noref"] / med["grpo"], 3),
-        "sdpg_teacher_view_s": round(s["perf/teacher_view_s"], 4),
-        "sdpg_teacher_forward_s": round(statistics.median(teacher["sdpg"]), 4),
-        "sdpg_logprob_pass_s": round(s["perf/logprob_pass_s"], 4),
-        "sdpg_student_fwd_bwd_s": round(s["perf/student_fwd_bwd_s"], 4),
-        "grpo_student_fwd_bwd_s": round(last["grpo"]["perf/student_fwd_bwd_s"], 4),
-        "sdpg_layout_shared_frac": round(s["layout/shared_frac"], 3),
-        "grpo_skipped_student_frac": round(last["grpo"]["skipped/student_forward"], 3),
+        **{f"{n}_step_s": round(med[n], 4) for n in names},
     }
-    if a.ablate:
-        out.update({f"{n}_step_s": round(med[n], 4) for n in ABLATIONS})
-        out["ratio_plain"] = round(med["sdpg_plain"] / med["grpo_plain"], 3)
-        out["sdpg_speedup_vs_plain"] = round(med["sdpg_plain"] / med["sdpg"], 3)
-        out["grpo_speedup_vs_plain"] = round(med["grpo_plain"] / med["grpo"], 3)
-        out["sdpg_noshare_teacher_forward_s"] = round(statistics.median(teacher["sdpg_noshare"]), 4)
-        out["teacher_forward_speedup_from_sharing"] = round(
-            statistics.median(teacher["sdpg_noshare"]) / statistics.median(teacher["sdpg"]), 3)
-        out["ratio_packed"] = round(med["sdpg_packed"] / med["grpo_packed"], 3)
-        out["grpo_skip_speedup"] = round(med["grpo_noskip"] / med["grpo"], 3)
+
+    def ratio(key: str, num: str, den: str, table: dict = med) -> None:
+        if num in table and den in table:
+            out[key] = round(table[num] / table[den], 3)
+
+    ratio("ratio", "sdpg", "grpo")  # the issue's headline figure
+    ratio("ratio_vs_grpo_ref", "sdpg", "grpo_ref")
+    ratio("ratio_noref_vs_grpo", "sdpg_noref", "grpo")
+    ratio("ratio_plain", "sdpg_plain", "grpo_plain")  # both with every optimisation off
+    ratio("ratio_packed", "sdpg_packed", "grpo_packed")
+    ratio("sdpg_speedup_vs_plain", "sdpg_plain", "sdpg")
+    ratio("grpo_speedup_vs_plain", "grpo_plain", "grpo")
+    ratio("sdpg_speedup_from_sharing", "sdpg_noshare", "sdpg")
+    ratio("grpo_speedup_from_sharing", "grpo_noshare", "grpo")
+    ratio("grpo_speedup_from_skip", "grpo_noskip", "grpo")
+    ratio("teacher_forward_speedup_from_sharing", "sdpg_noshare", "sdpg", tmed)
+    for n in names:
+        if "sdpg" in n:
+            out[f"{n}_teacher_forward_s"] = round(tmed[n], 4)
+    if "sdpg" in last:
+        m = last["sdpg"]
+        out.update({"sdpg_teacher_view_s": round(m["perf/teacher_view_s"], 4),
+                    "sdpg_logprob_pass_s": round(m["perf/logprob_pass_s"], 4),
+                    "sdpg_student_fwd_bwd_s": round(m["perf/student_fwd_bwd_s"], 4),
+                    "sdpg_layout_shared_frac": round(m["layout/shared_frac"], 3)})
+    if "grpo" in last:
+        out["grpo_student_fwd_bwd_s"] = round(last["grpo"]["perf/student_fwd_bwd_s"], 4)
+        out["grpo_skipped_student_frac"] = round(last["grpo"]["skipped/student_forward"], 3)
     if a.memory:
         spreads = {n: peak_memory_mb(n, a.mem_procs) for n in names}
         mem = {n: m["median"] for n, m in spreads.items()}
         out.update({f"{n}_peak_mb": m for n, m in mem.items()})
         out.update({f"{n}_peak_spread_pct": m["spread_pct"] for n, m in spreads.items()})
         out["mem_procs"] = a.mem_procs
-        out["peak_ratio"] = round(mem["sdpg"] / max(mem["grpo"], 1e-9), 3)
-        if a.ablate:
-            out["peak_ratio_plain"] = round(mem["sdpg_plain"] / max(mem["grpo_plain"], 1e-9), 3)
+        ratio("peak_ratio", "sdpg", "grpo", mem)
+        ratio("peak_ratio_plain", "sdpg_plain", "grpo_plain", mem)
     print(json.dumps(out))
 
 

@@ -3,6 +3,8 @@
 #   1. the CUDA tests (pytest -m gpu),
 #   2. benchmarks/kl_head.py in bf16 at N = 8k and 32k tokens vs naive (Qwen2.5-0.5B head, 896 x 151,936),
 #   3. benchmarks/train_step.py at the Qwen2.5-0.5B shape (random init from a config), SDPG vs GRPO, bf16 mixed,
+#      then at a long-prompt size (MATH + reference solution, or synthetic references without ../shared/data)
+#      with issue 18's optimisations off (*_plain) and without shared prefixes (sdpg_noshare),
 #   4. benchmarks/memory.py at the Qwen2.5-0.5B shape: gradient-checkpointing and LoRA memory on CUDA,
 #   5. benchmarks/gpu_train_run.py: a 30-step bf16 mixed-precision + gradient-checkpointing SDPG run,
 #   6. benchmarks/sampler.py at the Qwen2.5-0.5B shape: the fast sampler vs HF generate (tokens/s, ratio, and
@@ -60,8 +62,10 @@ steps=20; n="8192 32768"
 [ "$quick" = --quick ] && { steps=5; n="8192"; }
 run cuda_tests 90 $py -m pytest -m gpu tests/sdpg_train -q -p no:cacheprovider -x
 run kl_head 90 $py benchmarks/kl_head.py --device cuda --dtype bfloat16 --n $n --chunk-size 4096
-run train_step 120 $py benchmarks/train_step.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --length 512 \
-  --repeats 3 --micro-tokens 65536
+run train_step 150 $py benchmarks/train_step.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --length 512 \
+  --repeats 3 --micro-tokens 65536 --variants sdpg,grpo,grpo_ref,sdpg_noref,sdpg_plain,grpo_plain
+run train_step_long 150 $py benchmarks/train_step.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --length 512 \
+  --repeats 3 --micro-tokens 65536 --long-prompt --variants sdpg,grpo,grpo_ref,sdpg_plain,grpo_plain,sdpg_noshare
 run memory 75 $py benchmarks/memory.py --device cuda --preset qwen2.5-0.5b --dtype bfloat16 --n 8 --length 1024
 run train_run 210 $py benchmarks/gpu_train_run.py --device cuda --steps "$steps"
 run sampler 120 $py benchmarks/sampler.py --device cuda --preset qwen2.5-0.5b demo --dtype bfloat16 --repeats 2 \
