@@ -223,11 +223,11 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
-    trainers = {name: make_trainer(a, base, tok, VARIANTS[name]) for name in names}
+    trainers = {name: make_trainer(a, base, tok, VARIANTS[name]) for name in names} if a.repeats else {}
     times: dict[str, list[float]] = {n: [] for n in names}
     teacher: dict[str, list[float]] = {n: [] for n in names}
     last: dict[str, dict] = {}
-    for rep in range(a.repeats + 1):  # the first round is warm-up
+    for rep in range(a.repeats + 1 if a.repeats else 0):  # the first round is warm-up; --repeats 0: memory only
         for name, trainer in trainers.items():
             if a.device.startswith("cuda"):
                 torch.cuda.synchronize()
@@ -238,9 +238,9 @@ def main() -> None:
             if rep:
                 times[name].append(time.perf_counter() - t0)
                 teacher[name].append(last[name]["perf/teacher_forward_s"])
-    med = {n: statistics.median(t) for n, t in times.items()}
-    tmed = {n: statistics.median(t) for n, t in teacher.items()}
-    s = last[names[0]]
+    med = {n: statistics.median(t) for n, t in times.items() if t}
+    tmed = {n: statistics.median(t) for n, t in teacher.items() if t}
+    s = last.get(names[0], {})
     out = {
         "device": a.device, "threads": torch.get_num_threads(), "dtype": a.dtype, "preset": a.preset,
         "gradient_checkpointing": a.gradient_checkpointing, "hidden": a.hidden,
@@ -248,7 +248,7 @@ def main() -> None:
         "n_sequences": len(batch), "completion_len": a.length, "zero_adv_groups": a.zero_groups,
         "student_prompt_len": sum(map(len, batch.prompt_ids)) / len(batch),
         "context_tokens_mean": round(s.get("distill/context_len", 0.0), 1), "repeats": a.repeats,
-        **{f"{n}_step_s": round(med[n], 4) for n in names},
+        **{f"{n}_step_s": round(med[n], 4) for n in med},
     }
 
     def ratio(key: str, num: str, den: str, table: dict = med) -> None:
@@ -266,7 +266,7 @@ def main() -> None:
     ratio("grpo_speedup_from_sharing", "grpo_noshare", "grpo")
     ratio("grpo_speedup_from_skip", "grpo_noskip", "grpo")
     ratio("teacher_forward_speedup_from_sharing", "sdpg_noshare", "sdpg", tmed)
-    for n in names:
+    for n in tmed:
         if "sdpg" in n:
             out[f"{n}_teacher_forward_s"] = round(tmed[n], 4)
     if "sdpg" in last:
