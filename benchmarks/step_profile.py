@@ -11,6 +11,7 @@ step). The target is ratio ≤ 2.
 
     python benchmarks/step_profile.py                      # grpo, sdpg, ppo; 1 torch thread
     python benchmarks/step_profile.py --methods sdpg --generation-backend hf fast   # generation's share, both
+    python benchmarks/step_profile.py --generation-batch-size 0 64   # one chunk vs four (verification overlapped)
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def floor_seconds(trainer, batch) -> tuple[float, float]:
     return t_gen, time.perf_counter() - t1
 
 
-def profile(method: dict, repeats: int, backend: str = "fast") -> dict:
+def profile(method: dict, repeats: int, backend: str = "fast", generation_batch_size: int | None = None) -> dict:
     from sdpg_train.config import SDPGConfig
     from sdpg_train.demo.learning import ARITH_ID, LearningConfig, make_env, rl_config
     from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm
@@ -63,6 +64,10 @@ def profile(method: dict, repeats: int, backend: str = "fast") -> dict:
     cfg = LearningConfig(output_dir="/tmp/sdpg-step-profile", methods={"m": method})
     fields = rl_config(cfg, "m", 0, Path("/tmp/sdpg-step-profile/run")).to_dict()
     fields.update(report_to=[], overwrite_output_dir=True, max_steps=repeats + 1, generation_backend=backend)
+    # an untrained model earns no reward, so every group has A = 0: without this GRPO would skip its whole update
+    fields["skip_zero_advantage"] = False
+    if generation_batch_size:  # chunks: chunk k is verified while chunk k + 1 generates
+        fields["generation_batch_size"] = generation_batch_size
     model = tiny_causal_lm(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads)
     trainer = SDPGTrainer(model, env=make_env(ARITH_ID, cfg.envs[ARITH_ID], "train"), args=SDPGConfig(**fields),
                           processing_class=byte_tokenizer())
@@ -84,6 +89,7 @@ def profile(method: dict, repeats: int, backend: str = "fast") -> dict:
            "floor_generate_s": round(gen_s, 3), "floor_fwd_bwd_s": round(fb_s, 3),
            "ratio_step_to_floor": round(step_s / (gen_s + fb_s), 3), "repeats": repeats,
            "threads": torch.get_num_threads(), "completions": len(batch), "generation_backend": backend,
+           "generation_batch_size": trainer.args.generation_batch_size,
            "rollout_share": round(med(p["perf/rollout_s"] for p in parts) / step_s, 3)}
     for key in parts[0]:
         out[key] = round(med(p[key] for p in parts), 3)
@@ -97,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--generation-backend", nargs="+", choices=("fast", "hf"), default=["fast"],
                    help="the trainer's generation_backend (several: one line each)")
+    p.add_argument("--generation-batch-size", type=int, nargs="+", default=[0],
+                   help="generation chunk sizes to time (0: the learning benchmark's 256, one chunk)")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     from sdpg_train.demo.learning import SDPG_RECIPE
@@ -104,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.methods.split(","):
         method = dict(SDPG_RECIPE) if name == "sdpg" else {"loss": name}
         for backend in a.generation_backend:
-            print(json.dumps(profile(method, a.repeats, backend)), flush=True)
+            for chunk in a.generation_batch_size:
+                print(json.dumps(profile(method, a.repeats, backend, chunk or None)), flush=True)
     return 0
 
 
