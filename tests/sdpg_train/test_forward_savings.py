@@ -12,13 +12,7 @@ from sdpg_train.core.model_io import CompletionModel, build_view
 from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm
 from sdpg_train.training.trainer import SDPGTrainer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sequences(seed: int = 0):

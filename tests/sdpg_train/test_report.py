@@ -8,7 +8,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-import torch
 
 from sdpg_train.evaluation.evaluate import compute_metrics, evaluate
 from sdpg_train.evaluation.report import (
@@ -23,14 +22,7 @@ from sdpg_train.evaluation.report import (
     write_json_atomic,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads; on busy cores two threads made generate ~20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def recompute_from_file(samples_path: Path, ks: list[int]) -> dict:

@@ -28,13 +28,7 @@ def _collect(model, tok, sources, *, step=1, b=3, g=4, gen=GEN, gbs=5, weights=N
                             group_size=g, gen=gen, generation_batch_size=gbs, max_prompt_length=256, seed=seed)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared 2-core machine threads spin-wait."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -12,13 +12,7 @@ from sdpg_train.core.sampler import BufferLayer, sample, unsupported_reason
 from sdpg_train.evaluation.generation import generate_batch
 from sdpg_train.tiny import tiny_causal_lm
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _eos_likely(model, boost: float = 1.0):

@@ -24,12 +24,7 @@ from sdpg_train.tiny import byte_tokenizer
 TEMPLATE = "{prompt}\n\n[Hint]\n{context}"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_batch(tok, prompts, completions, rewards, contexts, group_size):

@@ -38,12 +38,7 @@ class ParityTask:
         return f"Answer with an even number of characters. Last attempt: {result.feedback}"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_cfg(tmp_path, name="run", **changes) -> SDPGConfig:
