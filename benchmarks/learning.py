@@ -25,7 +25,15 @@ import sys
 from dataclasses import replace
 
 from sdpg_train.commands.demo import parse_methods
-from sdpg_train.demo.learning import LearningConfig, code_config, quick_config, run_learning
+from sdpg_train.demo.learning import (
+    PYFUNC_EXAMPLES,
+    PYFUNC_ID,
+    SDPG_RECIPE,
+    LearningConfig,
+    code_config,
+    quick_config,
+    run_learning,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,12 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         sft = {"steps": a.sft_steps, "context_fraction": a.context_fraction}
         over["sft"] = replace(cfg.sft, **{k: v for k, v in sft.items() if v is not None})
     if a.with_code:
-        from sdpg_train.demo.learning import PYFUNC_EXAMPLES, PYFUNC_ID
-
         over["envs"] = {**cfg.envs, PYFUNC_ID: dict(PYFUNC_EXAMPLES)}
         over["max_completion_length"] = 40  # level-1 reference programs need up to 32 byte tokens
     if a.repair:
-        from sdpg_train.demo.learning import PYFUNC_EXAMPLES, SDPG_RECIPE
         from sdpg_train.demo.repair import repair_overrides
 
         over.update(repair_overrides(PYFUNC_EXAMPLES, SDPG_RECIPE, over.get("methods")))
