@@ -83,7 +83,8 @@ class SDPGConfig:
     num_generations: int = 8
     """G: completions sampled per prompt (the GRPO group)."""
     max_prompt_length: int = 512
-    """Student prompts longer than this (in tokens) are cut from the left, keeping the chat header."""
+    """Student prompts longer than this (in tokens) are cut from the left, keeping the chat header; on multi-turn
+    envs each turn's prefix, dropping the oldest earlier attempts first (docs/training.md, *Prompt budget*)."""
     max_completion_length: int = 256
     """Maximum new tokens per completion."""
     temperature: float = 1.0

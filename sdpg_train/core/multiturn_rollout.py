@@ -14,6 +14,13 @@ trains on rows as on single-turn samples, so:
   (``info["privileged_context"]`` of the step that scored it) into the first user turn, followed by the
   identical transcript (earlier turns, observations) and the turn's exact completion ids.
 
+Prefix budget: with ``max_prompt_length`` set (the trainer's), a prefix over budget first drops the oldest earlier
+attempts (each with its observation, so the transcript keeps its turn structure; the task prompt and the latest
+attempt + feedback always stay), and only if the task prompt + the latest attempt + feedback still exceed it is it
+left-truncated as a single-turn prompt is. :class:`Turn` records what was cut (:func:`episode_metrics` reports it
+as ``episode/truncated_prefixes`` etc.) and where the task prompt ends in the prefix, so the teacher view pairs
+the same visible transcript with the (whole) task prompt and its privileged context.
+
 Observations: text observations are tokenised as they are; chat observations (``observation="chat"``) go
 through the tokenizer's chat template (:func:`observation_ids`), or the env's text framing when it has none.
 Episodes are stepped with the env's own :meth:`~sdpg_envs.multiturn.MultiTurnEnv.outcome` after one batched
@@ -45,7 +52,7 @@ from sdpg_train.core.rollout import (
 )
 
 __all__ = ["EpisodeBatch", "Turn", "build_episode_teacher_view", "check_multiturn", "collect_episodes",
-           "episode_advantages", "episode_metrics", "is_multiturn", "observation_ids", "run_episodes"]
+           "episode_advantages", "episode_metrics", "fit_prefix", "is_multiturn", "observation_ids", "run_episodes"]
 
 COMPILE_ERROR = "compile_error"
 _MARK = "\u2063sdpg-turn-mark\u2063"
@@ -137,6 +144,12 @@ class Turn:
     """The observation's tokens as appended to the transcript ([] on the last turn)."""
     reward: float
     """The env's step reward (0 before the last turn)."""
+    task_len: int
+    """How many leading ``prefix_ids`` are the task prompt (fewer than its length when left-truncated)."""
+    dropped_attempts: int
+    """Earlier attempts (with their observations) left out of ``prefix_ids`` to fit the prompt budget."""
+    cut_tokens: int
+    """Tokens left-truncated off the start of ``prefix_ids`` after dropping attempts (0: the task prompt is whole)."""
 
 
 @dataclass
@@ -157,10 +170,13 @@ GenerateFn = Callable[[list[list[int]]], list[tuple[list[int], bool]]]
 
 
 def run_episodes(episodes: list[Episode], envs: Sequence[Any], tokenizer, generate_fn: GenerateFn, *,
-                 chunk_size: int, chat_template_kwargs: dict | None = None) -> tuple[float, float]:
+                 chunk_size: int, chat_template_kwargs: dict | None = None,
+                 max_prompt_length: int | None = None) -> tuple[float, float]:
     """Play ``episodes`` to the end in place: each round generates the next turn of every unfinished episode (in
     chunks of ``chunk_size``), verifies them (``envs[episode.source].verify_batch``, overlapping the next chunk's
-    generation) and steps them with the env's :meth:`outcome`. Returns (generation seconds, verify-wait seconds).
+    generation) and steps them with the env's :meth:`outcome`. Each turn's prefix is fitted to
+    ``max_prompt_length`` tokens by :func:`fit_prefix` (None: no budget). Returns (generation seconds,
+    verify-wait seconds).
     """
     gen_s = wait_s = 0.0
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdpg-verify") as pool:
@@ -168,7 +184,9 @@ def run_episodes(episodes: list[Episode], envs: Sequence[Any], tokenizer, genera
             live = [e for e in episodes if not e.done]
             if not live:
                 return gen_s, wait_s
-            prefixes = [e.prompt_ids + _history(e) for e in live]
+            fitted = [fit_prefix(e.prompt_ids, [t.completion_ids + t.observation_ids for t in e.turns],
+                                 max_prompt_length) for e in live]
+            prefixes = [f[0] for f in fitted]
             futures, outs = [], []
             t0 = time.perf_counter()
             for start in range(0, len(live), chunk_size):
@@ -180,22 +198,36 @@ def run_episodes(episodes: list[Episode], envs: Sequence[Any], tokenizer, genera
             t1 = time.perf_counter()
             verdicts = [v for f in futures for v in f.result()]
             wait_s += time.perf_counter() - t1
-            for e, prefix, (ids, clipped), (text, result) in zip(live, prefixes, outs, verdicts):
+            for e, (prefix, task_len, dropped, cut), (ids, clipped), (text, result) in zip(live, fitted, outs,
+                                                                                          verdicts):
                 env = envs[e.source]
                 attempt = len(e.turns) + 1
                 obs, reward, done = env.outcome(e.problem, text, result, attempt)
                 obs_ids = [] if done else observation_ids(tokenizer, env, obs, text, ids, chat_template_kwargs)
                 e.turns.append(Turn(prefix, list(ids), bool(clipped), text, result,
-                                    env.build_context(e.problem, result) or "", obs, obs_ids, float(reward)))
+                                    env.build_context(e.problem, result) or "", obs, obs_ids, float(reward),
+                                    task_len, dropped, cut))
                 e.done = done
 
 
-def _history(e: Episode) -> list[int]:
-    """The ids after the task prompt: every finished turn's completion then its observation."""
-    if not e.turns:
-        return []
-    last = e.turns[-1]
-    return last.prefix_ids[len(e.prompt_ids):] + last.completion_ids + last.observation_ids
+def fit_prefix(task_ids: list[int], segments: Sequence[list[int]],
+               budget: int | None) -> tuple[list[int], int, int, int]:
+    """A turn's prefix within ``budget`` tokens: the task prompt, then the finished turns' ``segments``
+    (completion + observation ids each), dropping the oldest segments first but always keeping the latest one,
+    then left-truncating what is still over (as a single-turn prompt is).
+
+    Returns (prefix, task-prompt tokens at its start, segments dropped, tokens left-truncated).
+    """
+    n = len(segments)
+    total = len(task_ids) + sum(len(s) for s in segments)
+    dropped = 0
+    if budget is not None:
+        while dropped < n - 1 and total > budget:
+            total -= len(segments[dropped])
+            dropped += 1
+    prefix = list(task_ids) + [i for s in segments[dropped:] for i in s]
+    cut = 0 if budget is None else max(0, len(prefix) - budget)
+    return prefix[cut:], max(0, len(task_ids) - cut), dropped, cut
 
 
 def _verify(chunk: list[Episode], envs: Sequence[Any], texts: list[str]) -> list[tuple[str, VerifierResult]]:
@@ -226,6 +258,13 @@ class EpisodeBatch(RolloutBatch):
     """1-based attempt number of each row."""
     task_prompt_ids: list[list[int]] = field(default_factory=list)
     """Per row: the encoded task prompt (the prefix before any turn)."""
+    task_lengths: list[int] = field(default_factory=list)
+    """Per row: how many leading ``prompt_ids`` are the task prompt; the transcript follows them (fewer than
+    ``len(task_prompt_ids[i])`` when the prefix was left-truncated to the prompt budget)."""
+    dropped_attempts: list[int] = field(default_factory=list)
+    """Per row: earlier attempts left out of its prefix to fit the prompt budget."""
+    cut_tokens: list[int] = field(default_factory=list)
+    """Per row: tokens left-truncated off its prefix after dropping attempts."""
     episode_rewards: Tensor = field(default_factory=lambda: torch.zeros(0))
     """(E,) fp32: each episode's reward (the env's reward at its last step)."""
     max_attempts: int = 1
@@ -245,7 +284,8 @@ def collect_episodes(model, tokenizer, sources: Sequence[EnvSource], weights: Se
                 for _ in range(group_size)]
     envs = [multiturn_env(s) for s in sources]
     gen_s, wait_s = run_episodes(episodes, envs, tokenizer, lambda p: generate(model, tokenizer, p, gen),
-                                 chunk_size=generation_batch_size, chat_template_kwargs=chat_template_kwargs)
+                                 chunk_size=generation_batch_size, chat_template_kwargs=chat_template_kwargs,
+                                 max_prompt_length=max_prompt_length)
     return episode_batch(episodes, [s.name for s in sources], group_size, gen_s, wait_s)
 
 
@@ -275,6 +315,9 @@ def episode_batch(episodes: Sequence[Episode], source_names: Sequence[str], grou
         episode_index=torch.tensor([k for k, _, _, _ in rows], dtype=torch.long),
         turn_index=[t for _, _, t, _ in rows],
         task_prompt_ids=[e.prompt_ids for _, e, _, _ in rows],
+        task_lengths=[turn.task_len for _, _, _, turn in rows],
+        dropped_attempts=[turn.dropped_attempts for _, _, _, turn in rows],
+        cut_tokens=[turn.cut_tokens for _, _, _, turn in rows],
         episode_rewards=torch.tensor([e.reward for e in episodes], dtype=torch.float32),
         max_attempts=max(len(e.turns) for e in episodes),
     )
@@ -289,12 +332,15 @@ def episode_advantages(batch: EpisodeBatch, scale: str = "group") -> tuple[Tenso
 
 def build_episode_teacher_view(tokenizer, batch: EpisodeBatch, **kwargs: Any):
     """The teacher view of every turn: ``template(turn context, task prompt)`` followed by the turn's transcript
-    (earlier turns and observations, exact ids); ``kwargs`` as :func:`~sdpg_train.core.teacher.build_teacher_view`."""
+    exactly as the student saw it (the ids after the task prompt in its prefix: the earlier turns and observations
+    kept within the prompt budget); a turn without context gets the student's prefix itself. ``kwargs`` as
+    :func:`~sdpg_train.core.teacher.build_teacher_view`."""
     from sdpg_train.core.teacher import build_teacher_view
 
     first = dataclasses.replace(batch, prompt_ids=batch.task_prompt_ids)
     view = build_teacher_view(tokenizer, first, **kwargs)
-    view.prompt_ids = [None if ids is None else list(ids) + batch.prompt_ids[i][len(batch.task_prompt_ids[i]):]
+    view.prompt_ids = [None if ids is None else list(batch.prompt_ids[i]) if not view.contexts[i]
+                       else list(ids) + batch.prompt_ids[i][batch.task_lengths[i]:]
                        for i, ids in enumerate(view.prompt_ids)]
     return view
 
@@ -328,4 +374,9 @@ def episode_metrics(batch: EpisodeBatch) -> dict[str, float]:
     m = {f"episode/{k}": v for k, v in turn_metrics(outcomes, batch.max_attempts).items()}
     m["episode/turns"] = sum(len(o) for o in outcomes) / max(len(outcomes), 1)
     m["episode/reward"] = float(batch.episode_rewards.mean())
+    # prompt budget: model turns whose prefix was shortened, earlier attempts dropped, prefixes left-truncated
+    m["episode/truncated_prefixes"] = float(sum(d > 0 or c > 0 for d, c in zip(batch.dropped_attempts,
+                                                                                 batch.cut_tokens)))
+    m["episode/dropped_attempts"] = float(sum(batch.dropped_attempts))
+    m["episode/left_truncated_prefixes"] = float(sum(c > 0 for c in batch.cut_tokens))
     return m

@@ -19,8 +19,10 @@ from sdpg_train.config import SDPGConfig
 from sdpg_train.core.multiturn_rollout import (
     Episode,
     EpisodeBatch,
+    build_episode_teacher_view,
     episode_advantages,
     episode_batch,
+    episode_metrics,
     observation_ids,
     run_episodes,
 )
@@ -50,8 +52,8 @@ class ParityEnv(ReasoningEnv):
         super().__init__(ProceduralSource(parity_problem, seed=0, name="parity"), ParityVerifier(), **kwargs)
 
 
-def parity_repair(**kwargs) -> MultiTurnEnv:
-    return MultiTurnEnv(ParityEnv(context="reference+feedback"), max_attempts=2, **kwargs)
+def parity_repair(max_attempts: int = 2, **kwargs) -> MultiTurnEnv:
+    return MultiTurnEnv(ParityEnv(context="reference+feedback"), max_attempts=max_attempts, **kwargs)
 
 
 def cfg(tmp_path, **changes) -> SDPGConfig:
@@ -69,9 +71,16 @@ def logprobs(model, ids: list[int], tau: float) -> torch.Tensor:
     return torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0, :-1].double() / tau, -1)
 
 
-def naive_update(tok, batch: EpisodeBatch, c: SDPGConfig, train_env_tokens: bool = False) -> torch.nn.Module:
+def naive_update(tok, batch: EpisodeBatch, c: SDPGConfig, train_env_tokens: bool = False, attempts: int = 2,
+                 budget: int | None = None, teacher_prefixes: list | None = None) -> torch.nn.Module:
     """The update as docs/training.md describes it; ``train_env_tokens`` (wrong on purpose) also puts the
-    observation tokens into the policy-gradient term, to show the comparison would catch that."""
+    observation tokens into the policy-gradient term, to show the comparison would catch that. With a prompt
+    ``budget`` every turn is its own sequence: the task prompt, the latest earlier attempts that fit (with their
+    observations), cut from the left when even the latest alone does not fit, then the turn's completion; each
+    turn's teacher prefix is appended to ``teacher_prefixes`` (row order)."""
+    if budget is not None:
+        return naive_truncated_update(tok, batch, c, attempts, budget, [] if teacher_prefixes is None
+                                      else teacher_prefixes)
     model = tiny_causal_lm(seed=0).double()
     opt = torch.optim.AdamW(model.parameters(), lr=c.learning_rate, eps=c.adam_epsilon, weight_decay=0.0)
     g = c.num_generations
@@ -123,16 +132,68 @@ def naive_update(tok, batch: EpisodeBatch, c: SDPGConfig, train_env_tokens: bool
     return model
 
 
+def naive_truncated_update(tok, batch: EpisodeBatch, c: SDPGConfig, attempts: int, budget: int,
+                           teacher_prefixes: list) -> torch.nn.Module:
+    model = tiny_causal_lm(seed=0).double()
+    opt = torch.optim.AdamW(model.parameters(), lr=c.learning_rate, eps=c.adam_epsilon, weight_decay=0.0)
+    g = c.num_generations
+    rows_of = {}
+    for i, k in enumerate(batch.episode_index.tolist()):
+        rows_of.setdefault(k, []).append(i)
+    episodes = []  # (reward, [(prefix, completion, task tokens in the prefix, context)])
+    for k, rows in sorted(rows_of.items()):
+        env = parity_repair(attempts)
+        task, _ = env.reset(seed=problem_seed(c.seed, 0, 1, k // g))
+        task_ids, done_turns, seqs = encode_prompt(tok, task), [], []
+        for i in rows:
+            keep = list(done_turns)
+            while len(keep) > 1 and len(task_ids) + sum(map(len, keep)) > budget:
+                keep.pop(0)  # the oldest earlier attempt goes first
+            prefix = task_ids + [t for seg in keep for t in seg]
+            cut = max(0, len(prefix) - budget)
+            comp = batch.completion_ids[i]
+            obs, reward, done, _, info = env.step(tok.decode(comp, skip_special_tokens=True))
+            seqs.append((prefix[cut:], comp, max(0, len(task_ids) - cut), info["privileged_context"]))
+            if not done:
+                done_turns.append(comp + tok(obs, add_special_tokens=False)["input_ids"])
+        episodes.append((task, reward, seqs))
+    r = torch.tensor([e[1] for e in episodes], dtype=torch.float64).view(-1, g)
+    adv = ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-6)).flatten()
+    n_tokens = sum(len(comp) for e in episodes for _, comp, _, _ in e[2])
+    total = 0.0
+    for (task, _, seqs), a in zip(episodes, adv.tolist()):
+        for prefix, comp, task_in, ctx in seqs:
+            lpc = logprobs(model, prefix + comp, c.temperature)[len(prefix) - 1:]  # the completion's rows only
+            logp = lpc.gather(1, torch.tensor(comp)[:, None]).squeeze(1)
+            total = total + (-a * torch.exp(logp - logp.detach())).sum()
+            # the teacher: the whole task prompt with this turn's context, then the transcript the student saw
+            tprefix = encode_prompt(tok, c.teacher_template.format(prompt=task, context=ctx)) + prefix[task_in:]
+            teacher_prefixes.append(tprefix)
+            if a > 0:
+                with torch.no_grad():
+                    lq = logprobs(model, tprefix + comp, c.temperature)[len(tprefix) - 1:]
+                total = total + c.beta * (lpc.exp() * (lpc - lq)).sum(-1).clamp(max=c.kl_clamp).sum()
+    (total / n_tokens).backward()
+    opt.step()
+    return model
+
+
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("layout", [{}, {"share_prefix": False}, {"share_prefix": False, "pack_sequences": True}],
-                         ids=["shared-prefix", "padded", "packed"])
+@pytest.mark.parametrize("layout", [{}, {"share_prefix": False}, {"share_prefix": False, "pack_sequences": True},
+                                    {"max_prompt_length": 100, "seed": 1}],
+                         ids=["shared-prefix", "padded", "packed", "truncated-prefixes"])
 def test_one_multiturn_update_matches_a_naive_reimplementation(tmp_path, layout):
     tok = byte_tokenizer()
     c = cfg(tmp_path, **layout)
-    trainer = SDPGTrainer(tiny_causal_lm(seed=0), env=[parity_repair()], args=c, processing_class=tok)
+    attempts = 3 if "max_prompt_length" in layout else 2
+    budget = layout.get("max_prompt_length")
+    trainer = SDPGTrainer(tiny_causal_lm(seed=0), env=[parity_repair(attempts)], args=c, processing_class=tok)
     start = {k: v.detach().double().clone() for k, v in trainer.model.named_parameters()}
     batch = trainer._rollout(1)
-    assert isinstance(batch, EpisodeBatch) and max(batch.turn_index) == 2  # some episodes needed a second turn
+    assert isinstance(batch, EpisodeBatch) and max(batch.turn_index) == attempts  # some episodes needed them all
+    if budget is not None:  # transcripts over budget: earlier attempts dropped, then left-truncated
+        assert max(map(len, batch.prompt_ids)) == budget and max(batch.dropped_attempts) > 0
+        assert max(batch.cut_tokens) > 0
     assert float(episode_advantages(batch)[0].abs().max()) > 0
     metrics = trainer.learn(batch, step=1)
     # only model tokens are trained: the token count is the completions', observations excluded
@@ -148,8 +209,16 @@ def test_one_multiturn_update_matches_a_naive_reimplementation(tmp_path, layout)
             ok &= bool(((got[name] - want).abs() <= 2e-3 * float(want.abs().max()) + 5e-7 * start[name].abs()).all())
         return ok
 
-    assert matches(naive_update(tok, batch, c))
-    assert not matches(naive_update(tok, batch, c, train_env_tokens=True))  # env tokens get no gradient
+    teacher_prefixes = []
+    assert matches(naive_update(tok, batch, c, attempts=attempts, budget=budget, teacher_prefixes=teacher_prefixes))
+    if budget is None:
+        assert not matches(naive_update(tok, batch, c, train_env_tokens=True))  # env tokens get no gradient
+    else:
+        assert metrics["episode/truncated_prefixes"] == sum(d + x > 0 for d, x in zip(batch.dropped_attempts,
+                                                                                      batch.cut_tokens)) > 0
+        view = build_episode_teacher_view(tok, batch, sources=c.context_sources, template=c.teacher_template,
+                                          max_context_length=c.max_context_length)
+        assert view.prompt_ids == teacher_prefixes  # each turn's teacher pairs with the student's own transcript
 
 
 def scripted(answers: list[list[str]], tok):
@@ -191,6 +260,55 @@ def test_feedback_reaches_the_next_turn_and_a_correct_second_attempt_scores():
     adv, _ = episode_advantages(batch)
     assert batch.turn_index == [1, 2, 1, 2] and batch.rewards.tolist() == [0.0, 1.0, 0.0, 0.0]
     assert adv[0] == adv[1] > 0 > adv[2] == adv[3]  # the episode's advantage on all its turns
+
+
+@pytest.mark.parametrize("observation", ["text", "chat"])
+def test_a_transcript_over_the_prompt_budget_drops_the_oldest_attempts_then_left_truncates(observation):
+    tok = byte_tokenizer()
+    env = parity_repair(3, observation=observation)
+    problem = env.problem_at(0)
+    prompt = env.prompt_for(problem)
+    task = encode_prompt(tok, prompt)
+    odd = tok("abc", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+
+    def play(budget):
+        eps = [Episode(0, problem, prompt, task)]
+        run_episodes(eps, [env], tok, lambda prefixes: [(odd, False)] * len(prefixes), chunk_size=1,
+                     max_prompt_length=budget)
+        assert len(eps[0].turns) == 3 and eps[0].reward == 0.0
+        return eps
+
+    whole = play(None)[0].turns  # no budget: every prefix is the whole transcript
+    seg = [t.completion_ids + t.observation_ids for t in whole[:2]]  # attempt 1 / 2 + its feedback
+    assert whole[2].prefix_ids == task + seg[0] + seg[1]
+    budget = len(task) + len(seg[1]) + 5  # turn 3's transcript is over: attempt 1 goes, nothing else
+    eps = play(budget)
+    t1, t2, t3 = eps[0].turns
+    assert max(len(t.prefix_ids) for t in eps[0].turns) <= budget
+    assert t2.prefix_ids == whole[1].prefix_ids and (t2.dropped_attempts, t2.cut_tokens) == (0, 0)
+    assert t3.prefix_ids == task + seg[1]  # the whole task prompt, then the latest attempt and its feedback
+    assert (t3.task_len, t3.dropped_attempts, t3.cut_tokens) == (len(task), 1, 0)
+    shown = tok.decode(t3.prefix_ids, skip_special_tokens=False)
+    assert "Attempt 2 of 3 failed" in shown and "Attempt 1 of 3" not in shown
+
+    tight = len(task) + len(seg[1]) - 10  # not even the task prompt + the latest attempt fit: cut from the left
+    eps = play(tight)
+    t1, t2, t3 = eps[0].turns
+    assert t3.prefix_ids == (task + seg[1])[-tight:] and (t3.task_len, t3.dropped_attempts, t3.cut_tokens) == (
+        len(task) - 10, 1, 10)
+    assert t2.prefix_ids == (task + seg[0])[-tight:] and t1.prefix_ids == task
+    batch = episode_batch(eps, ["parity"], group_size=1)
+    m = episode_metrics(batch)
+    assert (m["episode/truncated_prefixes"], m["episode/dropped_attempts"], m["episode/left_truncated_prefixes"]) \
+        == (2.0, 1.0, 2.0)
+    # each turn's teacher: the whole task prompt with that turn's context, then exactly the transcript it saw
+    c = SDPGConfig(model_name_or_path=None)
+    view = build_episode_teacher_view(tok, batch, sources=["env"], template=c.teacher_template,
+                                      max_context_length=400)
+    for i, turn in enumerate(eps[0].turns):
+        head = encode_prompt(tok, c.teacher_template.format(prompt=prompt, context=turn.context))
+        assert view.prompt_ids[i] == head + turn.prefix_ids[turn.task_len:]
+    assert view.prompt_ids[2][-len(seg[1]):] == seg[1]
 
 
 def test_chat_observations_use_the_chat_template():
