@@ -266,9 +266,9 @@ class SDPGConfig:
     logging_steps: int = 1
     """Write metrics every this many steps."""
     log_completions: bool = True
-    """Append sample completions with their privileged context to ``samples.jsonl``."""
+    """Append sample completions with their privileged context to ``samples.jsonl`` (multi-turn: transcripts)."""
     num_completions_to_log: int = 2
-    """Samples written per logged step."""
+    """Samples written per logged step (multi-turn envs: episodes, each with its whole transcript)."""
     disable_tqdm: bool = False
     """Hide the progress bar."""
 

@@ -52,7 +52,8 @@ from sdpg_train.core.rollout import (
 )
 
 __all__ = ["EpisodeBatch", "Turn", "build_episode_teacher_view", "check_multiturn", "collect_episodes",
-           "episode_advantages", "episode_metrics", "fit_prefix", "is_multiturn", "observation_ids", "run_episodes"]
+           "episode_advantages", "episode_metrics", "episode_samples", "fit_prefix", "is_multiturn",
+           "observation_ids", "run_episodes"]
 
 COMPILE_ERROR = "compile_error"
 _MARK = "\u2063sdpg-turn-mark\u2063"
@@ -265,6 +266,9 @@ class EpisodeBatch(RolloutBatch):
     """Per row: earlier attempts left out of its prefix to fit the prompt budget."""
     cut_tokens: list[int] = field(default_factory=list)
     """Per row: tokens left-truncated off its prefix after dropping attempts."""
+    observations: list[str] = field(default_factory=list)
+    """Per row: the feedback observation that followed the turn, as text (chat: the messages' contents; "" on an
+    episode's last turn)."""
     episode_rewards: Tensor = field(default_factory=lambda: torch.zeros(0))
     """(E,) fp32: each episode's reward (the env's reward at its last step)."""
     max_attempts: int = 1
@@ -287,6 +291,11 @@ def collect_episodes(model, tokenizer, sources: Sequence[EnvSource], weights: Se
                                  chunk_size=generation_batch_size, chat_template_kwargs=chat_template_kwargs,
                                  max_prompt_length=max_prompt_length)
     return episode_batch(episodes, [s.name for s in sources], group_size, gen_s, wait_s)
+
+
+def observation_text(observation: str | list[dict[str, str]]) -> str:
+    """An observation as text: the string itself, or chat messages' contents joined by blank lines."""
+    return observation if isinstance(observation, str) else "\n\n".join(m["content"] for m in observation)
 
 
 def episode_batch(episodes: Sequence[Episode], source_names: Sequence[str], group_size: int,
@@ -318,6 +327,7 @@ def episode_batch(episodes: Sequence[Episode], source_names: Sequence[str], grou
         task_lengths=[turn.task_len for _, _, _, turn in rows],
         dropped_attempts=[turn.dropped_attempts for _, _, _, turn in rows],
         cut_tokens=[turn.cut_tokens for _, _, _, turn in rows],
+        observations=[observation_text(turn.observation) for _, _, _, turn in rows],
         episode_rewards=torch.tensor([e.reward for e in episodes], dtype=torch.float32),
         max_attempts=max(len(e.turns) for e in episodes),
     )
@@ -343,6 +353,28 @@ def build_episode_teacher_view(tokenizer, batch: EpisodeBatch, **kwargs: Any):
                        else list(ids) + batch.prompt_ids[i][batch.task_lengths[i]:]
                        for i, ids in enumerate(view.prompt_ids)]
     return view
+
+
+def episode_samples(batch: EpisodeBatch, distilled: Sequence[bool], teacher_contexts: Sequence[str] | None,
+                    limit: int) -> list[dict[str, Any]]:
+    """``samples.jsonl`` rows of the first ``limit`` episodes, one per episode: its source, task prompt, reward
+    (the episode's) and final status, and the transcript: per turn the completion, the verifier's status and score,
+    the feedback observation that followed, whether it was distilled and the privileged context (the one the
+    teacher saw when distilled, else the env's)."""
+    rows: list[dict[str, Any]] = []
+    for i, k in enumerate(batch.episode_index.tolist()):
+        if k >= limit:
+            break
+        if k == len(rows):
+            rows.append({"source": batch.sources[i], "prompt": batch.prompts[i],
+                         "reward": float(batch.episode_rewards[k]), "status": "", "turns": []})
+        ctx = teacher_contexts[i] if distilled[i] and teacher_contexts is not None else batch.contexts[i]
+        rows[k]["turns"].append({"attempt": batch.turn_index[i], "completion": batch.completions[i],
+                                 "status": batch.statuses[i], "score": float(batch.rewards[i]),
+                                 "feedback": batch.observations[i], "distilled": bool(distilled[i]),
+                                 "privileged_context": ctx})
+        rows[k]["status"] = batch.statuses[i]
+    return rows
 
 
 def episode_outcomes(batch: EpisodeBatch) -> list[list[tuple[str, bool]]]:

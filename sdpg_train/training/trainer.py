@@ -41,6 +41,7 @@ from sdpg_train.core.multiturn_rollout import (
     collect_episodes,
     episode_advantages,
     episode_metrics,
+    episode_samples,
 )
 from sdpg_train.core.precision import setup_precision
 from sdpg_train.core.rollout import DatasetSource, RolloutBatch, collect_rollouts, make_sources, pad_token_id
@@ -385,10 +386,14 @@ class SDPGTrainer:
         if not (a.log_completions and self.dist.is_main and a.num_completions_to_log):
             return
         distilled = [bool(tview is not None and tview.active[i]) for i in range(len(batch))]
-        rows = [{"source": batch.sources[i], "prompt": batch.prompts[i], "completion": batch.completions[i],
-                 "reward": float(batch.rewards[i]), "status": batch.statuses[i], "distilled": distilled[i],
-                 "privileged_context": tview.contexts[i] if distilled[i] else batch.contexts[i]}
-                for i in range(min(a.num_completions_to_log, len(batch)))]
+        if isinstance(batch, EpisodeBatch):  # multi-turn: one row per episode, with its whole transcript
+            rows = episode_samples(batch, distilled, None if tview is None else tview.contexts,
+                                   a.num_completions_to_log)
+        else:
+            rows = [{"source": batch.sources[i], "prompt": batch.prompts[i], "completion": batch.completions[i],
+                     "reward": float(batch.rewards[i]), "status": batch.statuses[i], "distilled": distilled[i],
+                     "privileged_context": tview.contexts[i] if distilled[i] else batch.contexts[i]}
+                    for i in range(min(a.num_completions_to_log, len(batch)))]
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_samples(self.output_dir / "samples.jsonl", step, rows)
 

@@ -8,6 +8,7 @@ the episode advantages and each turn's teacher (that step's ``info["privileged_c
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -342,6 +343,27 @@ def test_chat_env_feedback_is_a_chat_templated_user_turn_in_the_trainer(tmp_path
         shown = tok.decode(tail)
         assert shown.startswith("\n<|user|>\nAttempt 1 of 2 failed (incorrect).") and shown.endswith("<|assistant|>\n")
     assert trainer.learn(batch, step=1)["episode/turns"] > 1
+
+
+def test_samples_jsonl_logs_each_episode_transcript(tmp_path):
+    trainer = SDPGTrainer(tiny_causal_lm(seed=0), env=[parity_repair()], processing_class=byte_tokenizer(),
+                          args=cfg(tmp_path, log_completions=True, num_completions_to_log=5))
+    trainer.train()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 and {r["step"] for r in rows} == {1}  # num_completions_to_log episodes
+    assert any(len(r["turns"]) == 2 for r in rows)
+    for r in rows:
+        assert r["source"] == trainer.sources[0].name and r["prompt"].startswith("Say something of even length #")
+        turns = r["turns"]
+        assert [t["attempt"] for t in turns] == list(range(1, len(turns) + 1)) and r["status"] == turns[-1]["status"]
+        for t in turns:  # each turn's verdict is the verifier's on that completion
+            even = len(t["completion"]) % 2 == 0
+            assert (t["status"], t["score"]) == (("correct", 1.0) if even else ("incorrect", 0.0))
+            assert "Reference" in t["privileged_context"] and isinstance(t["distilled"], bool)
+        for t in turns[:-1]:  # a failed attempt with attempts left: the feedback the next turn saw
+            assert t["feedback"].startswith("\n\nAttempt 1 of 2 failed (incorrect).")
+            assert f"odd length {len(t['completion'])}" in t["feedback"]
+        assert turns[-1]["feedback"] == "" and r["reward"] == turns[-1]["score"]
 
 
 @pytest.mark.parametrize("loss", ["grpo", "rlsd", "sdpo", "opsd"])
