@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repair", action="store_true",
                    help="the --code sweep on sdpg/PyFuncRepair-v0 (2 attempts, one-line feedback; grpo + sdpg unless "
                         "--methods): the summary adds first-turn compile errors and the repair rate, start -> end")
+    p.add_argument("--repair-fraction", type=float,
+                   help="--repair: warm-start examples shown as a second attempt after feedback (default 0.3)")
     p.add_argument("--check", type=float, default=None, metavar="MIN_GAIN")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.repair:
         from sdpg_train.demo.repair import repair_overrides
 
-        over.update(repair_overrides(PYFUNC_EXAMPLES, SDPG_RECIPE, over.get("methods")))
+        over.update(repair_overrides(PYFUNC_EXAMPLES, SDPG_RECIPE, over.get("sft", cfg.sft), over.get("methods"),
+                                     a.repair_fraction))
     cfg = replace(cfg, **over)
     rows, md = run_learning(cfg)
     for row in rows:

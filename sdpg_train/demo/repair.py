@@ -6,22 +6,31 @@ first-turn compile errors and in the repair rate.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
+
+from sdpg_train.training.sft import SFTConfig
 
 REPAIR_ID = "sdpg/PyFuncRepair-v0"
 REPAIR_EXTRA = {"max_attempts": 2, "feedback_template": "compact"}
 """``--repair``: the code sweep's PyFunc task (``PYFUNC_EXAMPLES``) with two attempts and one-line feedback
 (``# wrong_answer: ...``), short enough for the tiny model's context."""
+REPAIR_SFT_FRACTION = 0.3
+"""``--repair``: warm-start examples shown as a second attempt after real feedback (``SFTConfig.repair_fraction``);
+without them the warm start's second attempts are not programs (0% repaired, every one a compile error)."""
 REPAIR_METHODS = {"grpo": {"loss": "grpo"}}
 """Methods ``--repair`` runs besides SDPG (PPO cannot train on episodes)."""
 
 
-def repair_overrides(task: dict, sdpg: dict, methods: dict | None = None) -> dict[str, Any]:
+def repair_overrides(task: dict, sdpg: dict, sft: SFTConfig, methods: dict | None = None,
+                     repair_fraction: float | None = None) -> dict[str, Any]:
     """``LearningConfig`` overrides of ``benchmarks/learning.py --repair`` on top of ``code_config``: the repair
     env alone on the code sweep's ``task`` kwargs (``PYFUNC_EXAMPLES``), GRPO and SDPG (``sdpg``: its recipe)
-    unless ``methods`` is given."""
+    unless ``methods`` is given, and ``sft`` with ``repair_fraction`` (default :data:`REPAIR_SFT_FRACTION`)."""
+    fraction = REPAIR_SFT_FRACTION if repair_fraction is None else repair_fraction
     return {"envs": {REPAIR_ID: {**task, **REPAIR_EXTRA}},
-            "methods": methods or {**REPAIR_METHODS, "sdpg": dict(sdpg)}}
+            "methods": methods or {**REPAIR_METHODS, "sdpg": dict(sdpg)},
+            "sft": replace(sft, repair_fraction=fraction)}
 
 
 def is_repair_env(env: Any) -> bool:

@@ -52,12 +52,22 @@ class SFTConfig:
     """Gradient-norm clip."""
     seed: int = 0
     """Seeds the problem draws and the view choice."""
+    repair_fraction: float = 0.0
+    """Fraction of the examples drawn from a multi-turn (repair) env shown as its *second* attempt: the task, a
+    wrong first attempt, the env's real feedback on it, then the gold program (:func:`repair_example_ids`). Without
+    them a warm start has never seen feedback, and its second attempts are not programs."""
+    repair_pool: int = 512
+    """Wrong first attempts verified up front per repair env (drawn with replacement): another problem's gold
+    program, or a gold program cut short (a compile error)."""
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"SFTConfig: steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}")
-        if not 0.0 <= self.context_fraction <= 1.0:
-            raise ValueError(f"SFTConfig.context_fraction must be in [0, 1], got {self.context_fraction}")
+        for name in ("context_fraction", "repair_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"SFTConfig.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.repair_pool < 1:
+            raise ValueError(f"SFTConfig.repair_pool must be >= 1, got {self.repair_pool}")
         if self.learning_rate <= 0:
             raise ValueError(f"SFTConfig.learning_rate must be > 0, got {self.learning_rate}")
 
@@ -105,6 +115,77 @@ def example_ids(tokenizer, env: Any, problem: Any, *, teacher: bool, fmt: Teache
     gold = env.gold_completion(problem)
     completion = list(tokenizer(gold, add_special_tokens=False)["input_ids"]) + [int(tokenizer.eos_token_id)]
     return ids, completion
+
+
+# ---------------------------------------------------------------------------- repair transcripts
+def is_repair_env(env: Any) -> bool:
+    """Whether ``env`` plays episodes of two or more attempts (a :class:`~sdpg_envs.multiturn.MultiTurnEnv`)."""
+    return getattr(env, "max_attempts", 1) > 1 and callable(getattr(env, "outcome", None))
+
+
+@dataclass(frozen=True)
+class WrongAttempt:
+    """A verified wrong first attempt at ``problem`` (``completion`` scored ``result``)."""
+
+    problem: Any
+    completion: str
+    result: Any
+
+
+def wrong_attempts(env: Any, rng: random.Random, n: int) -> list[WrongAttempt]:
+    """``n`` wrong first attempts at train problems of ``env``, verified by the env in batches: mostly another
+    problem's gold program (it runs but answers wrongly), one in five a gold program cut short (a compile error).
+    Draws that pass anyway are replaced."""
+    out: list[WrongAttempt] = []
+    for _ in range(20):
+        need = n - len(out)
+        if need <= 0:
+            break
+        problems, texts = [], []
+        for _ in range(max(need + need // 4, 8)):
+            problem = env.problem_at(rng.randrange(10**9))
+            gold = env.gold_completion(problem)
+            if rng.random() < 0.2 and len(gold) > 1:
+                text = gold[: rng.randrange(1, len(gold))]
+            else:
+                text = env.gold_completion(env.problem_at(rng.randrange(10**9)))
+            problems.append(problem)
+            texts.append(text)
+        results = env.verify_batch(problems, texts)
+        out += [WrongAttempt(p, t, r) for p, t, r in zip(problems, texts, results) if not r.passed][:need]
+    if len(out) < n:
+        raise ValueError(f"{type(env).__name__}: could not draw {n} wrong first attempts (its problems' gold "
+                         "programs pass each other's tests)")
+    return out
+
+
+def repair_example_ids(tokenizer, env: Any, attempt: WrongAttempt, *, teacher: bool, fmt: TeacherFormat
+                       ) -> tuple[list[int], list[int]]:
+    """``(prefix ids, completion ids)`` of a second attempt, token for token what a multi-turn rollout builds.
+
+    The prefix is the task prompt (``encode_prompt``), the wrong attempt's ids with EOS (as sampled), and the
+    observation the env returns for it (``env.outcome`` → ``observation_ids``); in the teacher view the task prompt
+    is the teacher prompt of *that* attempt's privileged context, as in ``build_episode_teacher_view``. The
+    completion is the gold program with EOS.
+    """
+    from sdpg_train.core.multiturn_rollout import observation_ids
+
+    problem, text = attempt.problem, attempt.completion
+    prompt = env.prompt_for(problem)
+    task = encode_prompt(tokenizer, prompt, fmt.chat_template_kwargs)
+    if teacher:
+        raw = (env.build_context(problem, attempt.result) or "").strip()
+        if raw:
+            ctx = truncate_context(tokenizer, raw, fmt.max_context_length)[0]
+            task = teacher_prompt_ids(tokenizer, prompt, ctx, task, template=fmt.template,
+                                      chat_template_kwargs=fmt.chat_template_kwargs)
+    wrong = list(tokenizer(text, add_special_tokens=False)["input_ids"]) + [int(tokenizer.eos_token_id)]
+    obs, _, done = env.outcome(problem, text, attempt.result, 1)
+    if done:
+        raise ValueError(f"{type(env).__name__}: a failed first attempt ended the episode (max_attempts < 2?)")
+    obs_ids = observation_ids(tokenizer, env, obs, text, wrong, fmt.chat_template_kwargs)
+    gold = list(tokenizer(env.gold_completion(problem), add_special_tokens=False)["input_ids"])
+    return task + wrong + obs_ids, gold + [int(tokenizer.eos_token_id)]
 
 
 class TeacherViewEnv:
@@ -155,16 +236,26 @@ def collate(examples: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dic
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def draw_batch(tokenizer, envs: Sequence[Any], rng: random.Random, cfg: SFTConfig, fmt: TeacherFormat
+def draw_batch(tokenizer, envs: Sequence[Any], rng: random.Random, cfg: SFTConfig, fmt: TeacherFormat,
+               pools: Sequence[Sequence[WrongAttempt] | None] | None = None
                ) -> list[list[tuple[list[int], list[int]]]]:
-    """One step's examples split into micro-batches by view (student, teacher) to keep padding small."""
-    views: dict[bool, list[tuple[list[int], list[int]]]] = {False: [], True: []}
+    """One step's examples split into micro-batches by view (student, teacher) and turn (first, repair) to keep
+    padding small. ``pools[i]``: env ``i``'s wrong first attempts (None: no repair examples from it)."""
+    views: dict[tuple[bool, bool], list[tuple[list[int], list[int]]]] = {}
     for _ in range(cfg.batch_size):
-        env = envs[rng.randrange(len(envs))]
-        problem = env.problem_at(rng.randrange(10**9))
-        teacher = rng.random() < cfg.context_fraction
-        views[teacher].append(example_ids(tokenizer, env, problem, teacher=teacher, fmt=fmt))
-    return [v for v in views.values() if v]
+        i = rng.randrange(len(envs))
+        env, pool = envs[i], (pools[i] if pools else None)
+        repair = bool(pool) and cfg.repair_fraction > 0 and rng.random() < cfg.repair_fraction
+        if repair:
+            attempt = pool[rng.randrange(len(pool))]
+            teacher = rng.random() < cfg.context_fraction
+            ex = repair_example_ids(tokenizer, env, attempt, teacher=teacher, fmt=fmt)
+        else:
+            problem = env.problem_at(rng.randrange(10**9))
+            teacher = rng.random() < cfg.context_fraction
+            ex = example_ids(tokenizer, env, problem, teacher=teacher, fmt=fmt)
+        views.setdefault((teacher, repair), []).append(ex)
+    return [views[k] for k in sorted(views)]
 
 
 def _completion_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -209,10 +300,13 @@ def supervised_warm_start(model, tokenizer, envs: Sequence[Any], cfg: SFTConfig,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: _lr_factor(k, cfg))
     losses: list[float] = []
     tokens, t0 = 0, time.perf_counter()
+    pool_rng = random.Random(cfg.seed + 1)  # its own stream: repair_fraction=0 draws exactly as before
+    pools = [wrong_attempts(e, pool_rng, cfg.repair_pool) if cfg.repair_fraction > 0 and is_repair_env(e) else None
+             for e in envs]
     model.train()
     with tqdm(total=cfg.steps, desc="warm start (SFT)", unit="step", disable=not progress) as bar:
         for _ in range(cfg.steps):
-            micro = [collate(m, pad) for m in draw_batch(tokenizer, envs, rng, cfg, fmt)]
+            micro = [collate(m, pad) for m in draw_batch(tokenizer, envs, rng, cfg, fmt, pools)]
             n_tok = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in micro)
             total = 0.0
             for b in micro:

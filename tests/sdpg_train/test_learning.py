@@ -140,12 +140,13 @@ def test_grpo_raises_heldout_pass_rate_on_the_easiest_task(tmp_path):
 def test_repair_sweep_reports_first_turn_compile_errors_and_the_repair_rate(tmp_path):
     """``benchmarks/learning.py --repair`` at toy size: the plumbing, not evidence."""
     from sdpg_train.demo.learning import PYFUNC_EXAMPLES, SDPG_RECIPE
-    from sdpg_train.demo.repair import REPAIR_ID, repair_overrides
+    from sdpg_train.demo.repair import REPAIR_ID, REPAIR_SFT_FRACTION, repair_overrides
 
-    over = repair_overrides(PYFUNC_EXAMPLES, SDPG_RECIPE)
+    over = repair_overrides(PYFUNC_EXAMPLES, SDPG_RECIPE, SFTConfig(steps=3, context_fraction=0.5, repair_pool=8))
     assert set(over["methods"]) == {"grpo", "sdpg"} and over["envs"][REPAIR_ID]["max_attempts"] == 2
+    assert over["sft"].repair_fraction == REPAIR_SFT_FRACTION > 0 and over["sft"].steps == 3
     cfg = replace(LearningConfig(output_dir=str(tmp_path)), **over, seeds=(0,), hidden_size=32,
-                  sft=SFTConfig(steps=3, context_fraction=0.5), steps=1, eval_every=1, prompts_per_step=2,
+                  steps=1, eval_every=1, prompts_per_step=2,
                   generations=2, max_completion_length=12, eval_n=3, eval_samples=1, workers=1, progress=False)
     rows, md = run_learning(cfg)
     warm = json.loads((tmp_path / "warmstart" / "warm.json").read_text())["student"][REPAIR_ID]
