@@ -59,7 +59,7 @@ def parse_methods(spec: str) -> dict[str, dict]:
 def build_config(args: argparse.Namespace):
     """The :class:`~sdpg_train.demo.learning.LearningConfig` the flags describe (``ValueError`` on bad values)."""
     from sdpg_train.config import LOSSES
-    from sdpg_train.demo.learning import LearningConfig, demo_quick_config
+    from sdpg_train.demo.learning import DEMO_TITLE, LearningConfig, demo_quick_config
 
     output = str(args.output or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
     cfg = demo_quick_config(output) if args.quick else LearningConfig(output_dir=output)
@@ -72,7 +72,7 @@ def build_config(args: argparse.Namespace):
     except ValueError as exc:
         raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from exc
     changes: dict = {"methods": methods, "seeds": seeds or (0,), "workers": args.workers,
-                     "progress": not args.no_progress}
+                     "progress": not args.no_progress, "title": DEMO_TITLE}
     for flag in ("steps", "eval_every"):
         if getattr(args, flag) is not None:
             changes[flag] = getattr(args, flag)

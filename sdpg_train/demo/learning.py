@@ -77,9 +77,19 @@ class LearningConfig:
     eval_seed: int = 1234
     workers: int = 2
     progress: bool = True
+    title: str = ""
+    """``summary.md``'s heading; empty: one naming the sweep by its env ids (``sdpg demo`` sets ``DEMO_TITLE``)."""
 
     def job_name(self, method: str, seed: int) -> str:
         return f"{method}-s{seed}"
+
+
+DEMO_TITLE = "SDPG CPU demo: held-out learning curves"
+
+
+def summary_title(cfg: LearningConfig) -> str:
+    """``cfg.title``, else "Learning sweep on <env ids>: held-out learning curves"."""
+    return cfg.title or f"Learning sweep on {', '.join(cfg.envs)}: held-out learning curves"
 
 
 def quick_config(output_dir: str, **overrides: Any) -> LearningConfig:
@@ -391,7 +401,7 @@ def plot_curves(cfg: LearningConfig, results: dict[str, list[dict[str, Any]]], p
 
 def render_markdown(cfg: LearningConfig, warm: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     pct = lambda v: "—" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-    lines = ["# SDPG CPU demo: held-out learning curves", "", "![held-out curves](curves.png)", "",
+    lines = [f"# {summary_title(cfg)}", "", "![held-out curves](curves.png)", "",
              f"Seeds {list(cfg.seeds)}; {cfg.steps} RL steps of {cfg.prompts_per_step} prompts × {cfg.generations} "
              f"generations; held-out: {cfg.eval_n} fixed test problems × {cfg.eval_samples} samples (temperature 1) "
              f"every {cfg.eval_every} steps.", "", "## Warm start: student vs teacher view (held-out)", "",

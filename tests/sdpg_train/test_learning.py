@@ -157,3 +157,21 @@ def test_repair_sweep_reports_first_turn_compile_errors_and_the_repair_rate(tmp_
     curve = json.loads((tmp_path / "jobs" / "sdpg-s0" / "curve.json").read_text())
     assert curve["curve"][-1]["step"] == 1 and "repair" in curve["curve"][-1]["scores"][REPAIR_ID]
     assert "| method | repair rate start → end |" in md.read_text()
+    assert md.read_text().startswith(f"# Learning sweep on {REPAIR_ID}: held-out learning curves\n")
+
+
+def test_summary_title_names_the_sweep_and_the_demo_keeps_its_own():
+    import argparse
+
+    from sdpg_train.commands import demo
+    from sdpg_train.demo.learning import DEMO_TITLE, PYFUNC_ID, code_config, render_markdown
+
+    parser = argparse.ArgumentParser()
+    demo.configure(parser)
+    scores = {"pass1": 0.5, "greedy": 0.5}
+    for cfg, title in [(demo.build_config(parser.parse_args(["--quick", "--output", "x"])), DEMO_TITLE),
+                       (demo.build_config(parser.parse_args(["--output", "x"])), DEMO_TITLE),
+                       (code_config("x"), f"Learning sweep on {PYFUNC_ID}: held-out learning curves"),
+                       (LearningConfig(output_dir="x"), f"Learning sweep on {ARITH_ID}: held-out learning curves")]:
+        warm = {view: {e: scores for e in cfg.envs} for view in ("student", "teacher")}
+        assert render_markdown(cfg, warm, []).startswith(f"# {title}\n\n![held-out curves](curves.png)")
