@@ -227,7 +227,13 @@ class SDPGConfig:
     """Under torchrun: ddp (replicate the model, average gradients) | fsdp (FSDP2 ``fully_shard``: parameters,
     gradients and AdamW state sharded over ranks; sharded checkpoints). Ignored in a single process."""
     max_tokens_per_micro_batch: int = 8192
-    """Micro-batch budget in padded tokens of the longer (teacher) view; sets gradient accumulation."""
+    """Micro-batch budget: token positions the decoder computes for the costlier of the forwarded views (student,
+    teacher), padding included; sets gradient accumulation. Padded or packed layouts: samples × (longest prefix of
+    both views + longest completion). With ``share_prefix``, per view in the layout it will run: distinct groups ×
+    the longest group-common prefix + samples × (longest unshared prefix part + longest completion) (the padded
+    size where sharing saves < 20 %); micro-batches are then whole groups, and a group over the budget on its own
+    is split into equal parts (± 1 sample). Not counted: the LM head (chunked by ``head_chunk_size``) and each
+    layer's prefix KV cache expanded over the group (the forward's keys/values, not its activations)."""
     head_chunk_size: int = 0
     """Tokens per chunk in the SDPG head, which never holds more than a few (chunk × vocab) fp32 buffers; 0 = auto:
     the chunk whose buffer is about 128 MiB on CPU (220 tokens for a 151,936-row LM head, 1024 for 32,768) or

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,11 @@ import torch
 from torch import Tensor, nn
 
 from sdpg_train.core.head import HeadOutput, sdpg_head
-from sdpg_train.core.layout import View, ViewLayout, build_view
+from sdpg_train.core.layout import View, ViewLayout, build_view, common_prefixes
 from sdpg_train.core.rollout import RolloutBatch
 
-__all__ = ["CompletionModel", "MicroBatch", "MiniBatch", "View", "build_view", "plan_micro_batches", "plan_step",
-           "sampled_logprobs"]
+__all__ = ["CompletionModel", "MicroBatch", "MiniBatch", "View", "build_view", "layout_cost",
+           "plan_group_micro_batches", "plan_micro_batches", "plan_step", "sampled_logprobs"]
 
 
 def _cache_kwarg(backbone: nn.Module) -> str:
@@ -138,6 +138,86 @@ def plan_micro_batches(
     return batches
 
 
+def layout_cost(layout: ViewLayout, views: Sequence[tuple[Sequence[Sequence[int] | None], bool]],
+                completion_lens: Sequence[int], groups: Sequence[int],
+                indices: Sequence[int]) -> Callable[[Sequence[int]], int]:
+    """The cost of a micro-batch ``mb`` (sample indices): the positions the decoder computes for its costlier view,
+    in the layout :meth:`ViewLayout.build` will pick for that view (padding included).
+
+    ``views`` holds per view its prefixes (None: the sample has no such view) and whether it is forwarded with
+    grad. Shared-prefix layout: distinct groups × the longest common prefix + samples × (longest unshared prefix
+    part + longest completion), each group's common prefix taken over its samples among ``indices`` (a part of a
+    group may share more). Otherwise, or when sharing saves less than ``layout.min_saving``, the padded size
+    samples × (longest prefix + longest completion); a packed view is budgeted at its padded size.
+    """
+    prepared = []
+    for prefixes, grad in views:
+        lens = {i: len(prefixes[i]) for i in indices if prefixes[i] is not None}
+        rows = list(lens)
+        slots, shared = common_prefixes([prefixes[i] for i in rows], [groups[i] for i in rows]) if rows else ([], [])
+        common = {i: shared[s] for i, s in zip(rows, slots)}
+        prepared.append((lens, common, layout.share_prefix and (layout.share_grad or not grad)))
+
+    def view_cost(mb: Sequence[int], lens: dict[int, int], common: dict[int, int], share: bool) -> int:
+        rows = [i for i in mb if i in lens]
+        if not rows:
+            return 0
+        longest = max(completion_lens[i] for i in rows)
+        padded = len(rows) * (max(lens[i] for i in rows) + longest)
+        if share:  # (u, C) prefixes + (n, S + T) rest, as build_shared_view lays them out
+            cost = (len({groups[i] for i in rows}) * max(common[i] for i in rows)
+                    + len(rows) * (max(lens[i] - common[i] for i in rows) + longest))
+            if cost <= (1.0 - layout.min_saving) * padded:
+                return cost
+        return padded
+
+    return lambda mb: max(view_cost(mb, *p) for p in prepared)
+
+
+def plan_group_micro_batches(order: Sequence[int], groups: Sequence[int], cost: Callable[[Sequence[int]], int],
+                             max_tokens: int) -> list[list[int]]:
+    """Split samples (in ``order``) into micro-batches of whole groups whose ``cost`` fits ``max_tokens``.
+
+    A group is a run of consecutive samples with one group id; groups join the current micro-batch while it fits,
+    so a group that fits the budget is never split. A group over the budget on its own is split into the fewest
+    contiguous parts of equal size (± 1) that each fit: a single sample over budget is the only lone one.
+    """
+    runs: list[list[int]] = []
+    for i in order:
+        if runs and groups[runs[-1][-1]] == groups[i]:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for run in runs:
+        if cur and cost(cur + run) <= max_tokens:
+            cur += run
+            continue
+        if cur:
+            batches.append(cur)
+        cur = list(run)
+        if cost(run) > max_tokens:
+            batches.extend(_balanced_parts(run, cost, max_tokens))
+            cur = []
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def _balanced_parts(run: list[int], cost: Callable[[Sequence[int]], int], max_tokens: int) -> list[list[int]]:
+    """The fewest contiguous parts of ``run`` with sizes differing by at most 1 that each fit ``max_tokens``."""
+    for k in range(2, len(run)):
+        size, extra = divmod(len(run), k)
+        bounds = [0]
+        for p in range(k):
+            bounds.append(bounds[-1] + size + (p < extra))
+        parts = [run[a:b] for a, b in zip(bounds, bounds[1:])]
+        if all(cost(part) <= max_tokens for part in parts):
+            return parts
+    return [[i] for i in run]
+
+
 @dataclass
 class MicroBatch:
     """One micro-batch: both views of some samples plus per-token advantages and old/ref log-probs."""
@@ -175,7 +255,9 @@ def plan_step(batch: RolloutBatch, teacher_prompts: Sequence[Sequence[int] | Non
     The same layout serves the old/ref log-prob pass and the update, so all log-probs share one numeric path.
     Samples whose teacher prompt is None get no teacher view (their tokens are False in ``teacher_tokens``).
     Samples marked in ``skip`` get no micro-batch; their tokens still count in :attr:`MiniBatch.num_tokens`.
-    ``layout`` chooses how each view is laid out (padded by default; shared prefixes, packing).
+    ``layout`` chooses how each view is laid out (padded by default; shared prefixes, packing). With shared
+    prefixes, micro-batches are whole groups budgeted by what their forwards compute (:func:`layout_cost`,
+    :func:`plan_group_micro_batches`); otherwise by padded size (:func:`plan_micro_batches`).
     """
     n, per_mini = len(batch), len(batch) // num_mini_batches
     lengths = batch.completion_lengths
@@ -188,8 +270,14 @@ def plan_step(batch: RolloutBatch, teacher_prompts: Sequence[Sequence[int] | Non
         idx = range(m * per_mini, min(n, (m + 1) * per_mini))
         skipped = sum(int(lengths[i]) for i in idx if skip is not None and skip[i])
         idx = [i for i in idx if skip is None or not skip[i]]
+        if layout.share_prefix:  # budget what the shared-prefix forwards compute; keep groups together
+            views = [(batch.prompt_ids, True)] + ([] if teacher_prompts is None else [(teacher_prompts, False)])
+            cost = layout_cost(layout, views, lengths.tolist(), groups, idx)
+            plan = plan_group_micro_batches(idx, groups, cost, max_tokens)
+        else:
+            plan = plan_micro_batches(s_lens, t_lens, lengths.tolist(), max_tokens, indices=idx)
         micro = []
-        for mb in plan_micro_batches(s_lens, t_lens, lengths.tolist(), max_tokens, indices=idx):
+        for mb in plan:
             comps = [batch.completion_ids[i] for i in mb]
             student = layout.build([batch.prompt_ids[i] for i in mb], comps, [groups[i] for i in mb], pad_id,
                                    grad=True).to(device)

@@ -8,8 +8,15 @@ import torch
 
 from sdpg_train.config import SDPGConfig
 from sdpg_train.core.layout import ViewLayout, build_packed_view, build_shared_view, common_prefixes, pack_rows
-from sdpg_train.core.model_io import CompletionModel, build_view
+from sdpg_train.core.model_io import (
+    CompletionModel,
+    build_view,
+    layout_cost,
+    plan_group_micro_batches,
+    plan_micro_batches,
+)
 from sdpg_train.tiny import byte_tokenizer, tiny_causal_lm
+from sdpg_train.training import trainer as trainer_module
 from sdpg_train.training.trainer import SDPGTrainer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -73,6 +80,42 @@ def test_layout_falls_back_when_sharing_saves_nothing():
     assert no_grad_only.build([[5, 6, 7, 8]] * 2, completions, [0, 0], 0, grad=True).layout == "padded"
     assert ViewLayout(pack=True).build([[5], [6], [7, 8, 9]], [[3], [4, 5], [6, 7]], [0, 1, 2], 0).layout == "packed"
     assert ViewLayout(pack=True).build([[5], [6]], [[3], [4]], [0, 1], 0).layout == "padded"  # nothing to remove
+
+
+def _long_prompt_plan(budget: int, order=range(16)):
+    """The long-prompt benchmark's shape: 4 groups × 4 samples, teacher prefix 915 (prompt + the group's reference
+    solution), student prefix 224, completions 128; (shared-layout plan, its cost function, both views)."""
+    groups = [i // 4 for i in range(16)]
+    teacher = [[g + 3] * 900 + [7] * 15 for g in groups]
+    student = [[g + 3] * 224 for g in groups]
+    views = [(student, True), (teacher, False)]
+    cost = layout_cost(ViewLayout(share_prefix=True), views, [128] * 16, groups, list(order))
+    return plan_group_micro_batches(list(order), groups, cost, budget), cost, views, groups
+
+
+def test_planner_budgets_the_shared_layout_and_keeps_groups_whole():
+    """Long-prompt shape at budget 16,384: the padded planner could not fit 16 × (915 + 128) and left a lone
+    sample; budgeting what the shared-prefix forwards compute fits all 16 in one micro-batch."""
+    assert [len(b) for b in plan_micro_batches([224] * 16, [915] * 16, [128] * 16, 16_384)] == [15, 1]
+    plan, cost, views, groups = _long_prompt_plan(16_384)
+    assert plan == [list(range(16))] and cost(plan[0]) == 4 * 914 + 16 * (1 + 128) <= 16_384
+    # the cost is what the built views compute (padding included): the costlier view's positions
+    built = [ViewLayout(share_prefix=True).build([v[i] for i in plan[0]], [[5] * 128] * 16, groups, 0, grad=grad)
+             for v, grad in views]
+    assert all(v.layout == "shared" for v in built) and cost(plan[0]) == max(v.padded_tokens for v in built)
+    # whole groups while they fit; a group over budget alone -> balanced parts, never a lone sample
+    assert _long_prompt_plan(3000)[0] == [list(range(8)), list(range(8, 16))]
+    assert _long_prompt_plan(1500)[0] == [list(range(k, k + 4)) for k in range(0, 16, 4)]
+    assert _long_prompt_plan(1300)[0] == [list(range(k, k + 2)) for k in range(0, 16, 2)]  # one group: 1,430
+    assert _long_prompt_plan(600)[0] == [[i] for i in range(16)]  # one sample is over budget: alone
+    # every sample of the order exactly once, in order (skipped samples left out of the order)
+    kept = [i for i in range(16) if i not in (2, 9, 10)]
+    for budget in (16_384, 3000, 1300):
+        plan = _long_prompt_plan(budget, kept)[0]
+        assert [i for mb in plan for i in mb] == kept
+    # no grouping to keep -> padded costs, sample by sample as before
+    padded = layout_cost(ViewLayout(), views, [128] * 16, groups, range(16))
+    assert padded(list(range(16))) == 16 * (915 + 128)
 
 
 def _trainer(tmp_path, name, **changes) -> SDPGTrainer:
@@ -158,3 +201,34 @@ def test_shared_and_packed_steps_match_the_padded_step(tmp_path, make_fixed_batc
     assert float((g1 - g0).norm() / g0.norm()) <= 1e-5
     assert float((p1 - p0).norm() / p0.norm()) <= 1e-6
     assert m1["loss/policy"] == pytest.approx(m0["loss/policy"], rel=1e-4, abs=1e-7)
+
+
+@pytest.mark.timeout(240)
+def test_shared_prefix_plans_split_differently_with_the_unsplit_update(tmp_path, make_fixed_batch, monkeypatch):
+    """With shared prefixes the planner keeps groups whole (budget 700: 3 micro-batches of 4 where the padded
+    planner makes 3, 3, 2, 3 and a lone sample) or splits an over-budget group into halves (600); both steps equal
+    the unsplit step to fp32 rounding, so no sample is dropped, duplicated or paired with another's advantage."""
+    batch = make_fixed_batch(byte_tokenizer(), [[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 1.0]],
+                             length=50)
+    plans, real = [], trainer_module.plan_step
+
+    def recording_plan_step(b, teacher_prompts, *args, **kw):
+        minis = real(b, teacher_prompts, *args, **kw)
+        old = plan_micro_batches([len(p) for p in b.prompt_ids], [len(t) for t in teacher_prompts],
+                                 b.completion_lengths.tolist(), kw["max_tokens"])
+        plans.append(([mb.index for mini in minis for mb in mini], old))
+        return minis
+
+    monkeypatch.setattr(trainer_module, "plan_step", recording_plan_step)
+    g0, p0, m0, _ = _one_step(_trainer(tmp_path, "whole", alpha=0.01, max_tokens_per_micro_batch=10**6), batch)
+    assert plans[-1][0] == [list(range(12))] and m0["layout/shared_frac"] == 1.0
+    expected = {700: [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]], 600: [[k, k + 1] for k in range(0, 12, 2)]}
+    for budget, plan in expected.items():
+        g1, p1, m1, _ = _one_step(_trainer(tmp_path, f"b{budget}", alpha=0.01, max_tokens_per_micro_batch=budget),
+                                  batch)
+        new, old = plans[-1]
+        assert new == plan and m1["train/micro_batches"] == len(plan)
+        assert (new != old) == (budget == 700) and (budget != 700 or [11] in old)
+        assert float((g1 - g0).norm() / g0.norm()) <= 1e-5, budget
+        assert float((p1 - p0).norm() / p0.norm()) <= 1e-6, budget
+        assert m1["loss/policy"] == pytest.approx(m0["loss/policy"], rel=1e-4, abs=1e-7)
