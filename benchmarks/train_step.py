@@ -28,7 +28,9 @@ rewards (A = 0). ``--memory`` adds each variant's step peak, measured in a fresh
 only those.
 
 Repeats are interleaved (sdpg, grpo, grpo_ref, sdpg, ...) and the median is reported, so load on a shared
-machine hits all methods alike. Prints one JSON line.
+machine hits all methods alike. ``*_cpu_s`` and ``ratio_cpu`` are the same for the process's CPU time (all its
+threads): with ``--threads 1`` the step's compute, which other processes' load moves far less than wall time.
+Prints one JSON line.
 
     python benchmarks/train_step.py                 # hidden 256, 4 layers, vocab 32k, 4×4 completions of 128
     python benchmarks/train_step.py --quick         # small, < 1 minute on CPU
@@ -225,21 +227,24 @@ def main() -> None:
         raise SystemExit(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
     trainers = {name: make_trainer(a, base, tok, VARIANTS[name]) for name in names} if a.repeats else {}
     times: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     teacher: dict[str, list[float]] = {n: [] for n in names}
     last: dict[str, dict] = {}
     for rep in range(a.repeats + 1 if a.repeats else 0):  # the first round is warm-up; --repeats 0: memory only
         for name, trainer in trainers.items():
             if a.device.startswith("cuda"):
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             last[name] = trainer.learn(batch, step=rep + 1)
             if a.device.startswith("cuda"):
                 torch.cuda.synchronize()
             if rep:
                 times[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
                 teacher[name].append(last[name]["perf/teacher_forward_s"])
     med = {n: statistics.median(t) for n, t in times.items() if t}
     tmed = {n: statistics.median(t) for n, t in teacher.items() if t}
+    cmed = {n: statistics.median(t) for n, t in cpu.items() if t}
     s = last.get(names[0], {})
     out = {
         "device": a.device, "threads": torch.get_num_threads(), "dtype": a.dtype, "preset": a.preset,
@@ -248,7 +253,7 @@ def main() -> None:
         "n_sequences": len(batch), "completion_len": a.length, "zero_adv_groups": a.zero_groups,
         "student_prompt_len": sum(map(len, batch.prompt_ids)) / len(batch),
         "context_tokens_mean": round(s.get("distill/context_len", 0.0), 1), "repeats": a.repeats,
-        **{f"{n}_step_s": round(med[n], 4) for n in med},
+        **{f"{n}_step_s": round(med[n], 4) for n in med}, **{f"{n}_cpu_s": round(cmed[n], 4) for n in cmed},
     }
 
     def ratio(key: str, num: str, den: str, table: dict = med) -> None:
@@ -256,6 +261,7 @@ def main() -> None:
             out[key] = round(table[num] / table[den], 3)
 
     ratio("ratio", "sdpg", "grpo")  # the issue's headline figure
+    ratio("ratio_cpu", "sdpg", "grpo", cmed)
     ratio("ratio_vs_grpo_ref", "sdpg", "grpo_ref")
     ratio("ratio_noref_vs_grpo", "sdpg_noref", "grpo")
     ratio("ratio_plain", "sdpg_plain", "grpo_plain")  # both with every optimisation off
