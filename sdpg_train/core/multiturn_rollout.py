@@ -53,18 +53,23 @@ from sdpg_train.core.rollout import (
 
 __all__ = ["EpisodeBatch", "Turn", "build_episode_teacher_view", "check_multiturn", "collect_episodes",
            "episode_advantages", "episode_metrics", "episode_samples", "fit_prefix", "is_multiturn",
-           "observation_ids", "run_episodes"]
+           "is_multiturn_env", "observation_ids", "run_episodes"]
 
 COMPILE_ERROR = "compile_error"
 _MARK = "\u2063sdpg-turn-mark\u2063"
 
 
-def multiturn_env(source: Any) -> Any | None:
-    """The :class:`MultiTurnEnv` behind a task source when it runs episodes of 2+ attempts, else None."""
+def is_multiturn_env(env: Any) -> bool:
+    """Whether ``env`` is a :class:`MultiTurnEnv` whose episodes can last 2+ attempts."""
     from sdpg_envs.multiturn import MultiTurnEnv
 
+    return isinstance(env, MultiTurnEnv) and env.max_attempts > 1
+
+
+def multiturn_env(source: Any) -> Any | None:
+    """The :class:`MultiTurnEnv` behind a task source when it runs episodes of 2+ attempts, else None."""
     env = getattr(source, "env", None)
-    return env if isinstance(env, MultiTurnEnv) and env.max_attempts > 1 else None
+    return env if is_multiturn_env(env) else None
 
 
 def is_multiturn(source: Any) -> bool:

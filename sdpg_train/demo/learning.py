@@ -30,7 +30,8 @@ from typing import Any
 
 import torch
 
-from sdpg_train.demo.repair import is_repair_env, repair_scores
+from sdpg_train.core.multiturn_rollout import is_multiturn_env
+from sdpg_train.demo.repair import repair_scores
 from sdpg_train.training.sft import SFTConfig, TeacherFormat, TeacherViewEnv
 
 ARITH_ID, PYFUNC_ID = "sdpg/Arith-v0", "sdpg/PyFunc-v0"
@@ -149,7 +150,7 @@ def heldout_scores(model, tokenizer, cfg: LearningConfig, *, teacher: bool = Fal
             view = TeacherViewEnv(env, tokenizer, teacher_format(cfg)) if teacher else env
             problems = [env.problem_at(i) for i in range(cfg.eval_n)]
             prompts = [view.prompt_for(p) for p in problems]
-            if is_repair_env(env):  # whole episodes: first-turn compile errors, repair rate (demo/repair.py)
+            if is_multiturn_env(env):  # whole episodes: first-turn compile errors, repair rate (demo/repair.py)
                 out[env_id] = repair_scores(model, tokenizer, env, problems, prompts, samples=cfg.eval_samples,
                                             max_new_tokens=cfg.max_completion_length, seed=cfg.eval_seed)
                 env.close()

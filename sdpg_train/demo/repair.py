@@ -33,12 +33,6 @@ def repair_overrides(task: dict, sdpg: dict, sft: SFTConfig, methods: dict | Non
             "sft": replace(sft, repair_fraction=fraction)}
 
 
-def is_repair_env(env: Any) -> bool:
-    from sdpg_envs.multiturn import MultiTurnEnv
-
-    return isinstance(env, MultiTurnEnv) and env.max_attempts > 1
-
-
 def repair_scores(model, tokenizer, env: Any, problems: Sequence[Any], prompts: Sequence[str], *, samples: int,
                   max_new_tokens: int, seed: int) -> dict[str, float]:
     """Held-out episode scores on ``problems`` (shown as ``prompts``): ``samples`` sampled episodes per problem

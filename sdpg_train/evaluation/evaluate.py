@@ -23,6 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from sdpg_envs.metrics import compile_error_rate, status_histogram
+from sdpg_train.core.multiturn_rollout import is_multiturn_env
 from sdpg_train.evaluation.generation import generate_batch, generate_ids, seeded
 from sdpg_train.evaluation.report import (
     CODE_STATUSES,
@@ -299,13 +300,6 @@ def _run_chunk(model, tokenizer, env, config: EvalConfig, chunk: int, timing: di
         )
         for (pi, p, prompt, s), g, v in zip(flat, gens, verdicts)
     ]
-
-
-def is_multiturn_env(env: Any) -> bool:
-    """A repair env whose episodes can last 2+ attempts (evaluated as episodes, with per-turn metrics)."""
-    from sdpg_envs.multiturn import MultiTurnEnv
-
-    return isinstance(env, MultiTurnEnv) and env.max_attempts > 1
 
 
 def _run_episodes(model, tokenizer, env, config: EvalConfig, chunk: int, flat, timing) -> list[SampleRecord]:

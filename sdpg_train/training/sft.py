@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sdpg_train.config import DEFAULT_TEACHER_TEMPLATE
+from sdpg_train.core.multiturn_rollout import is_multiturn_env, observation_ids
 from sdpg_train.core.rollout import encode_prompt, pad_token_id
 from sdpg_train.core.teacher import teacher_prompt_ids, truncate_context
 
@@ -104,25 +105,30 @@ def example_ids(tokenizer, env: Any, problem: Any, *, teacher: bool, fmt: Teache
     The prompt ids are exactly what the trainer feeds: the student prompt (``encode_prompt``) or, with
     ``teacher=True``, the teacher prompt (``teacher_prompt_ids``, which checks the generation-prompt tail).
     """
+    return task_prompt_ids(tokenizer, env, problem, teacher=teacher, fmt=fmt), gold_ids(tokenizer, env, problem)
+
+
+def task_prompt_ids(tokenizer, env: Any, problem: Any, *, teacher: bool, fmt: TeacherFormat,
+                    result: Any = None) -> list[int]:
+    """The student prompt (``encode_prompt``) or, with ``teacher=True``, the teacher prompt on the privileged
+    context the env gives after ``result`` (None: before any attempt)."""
     prompt = env.prompt_for(problem)
     student = encode_prompt(tokenizer, prompt, fmt.chat_template_kwargs)
-    ids = student
-    if teacher:
-        raw = privileged_context(env, problem)
-        ctx = truncate_context(tokenizer, raw, fmt.max_context_length)[0] if raw else ""
-        ids = teacher_prompt_ids(tokenizer, prompt, ctx, student, template=fmt.template,
-                                 chat_template_kwargs=fmt.chat_template_kwargs)
+    if not teacher:
+        return student
+    raw = privileged_context(env, problem, result)
+    ctx = truncate_context(tokenizer, raw, fmt.max_context_length)[0] if raw else ""
+    return teacher_prompt_ids(tokenizer, prompt, ctx, student, template=fmt.template,
+                              chat_template_kwargs=fmt.chat_template_kwargs)
+
+
+def gold_ids(tokenizer, env: Any, problem: Any) -> list[int]:
+    """The gold completion's ids, ending with EOS."""
     gold = env.gold_completion(problem)
-    completion = list(tokenizer(gold, add_special_tokens=False)["input_ids"]) + [int(tokenizer.eos_token_id)]
-    return ids, completion
+    return list(tokenizer(gold, add_special_tokens=False)["input_ids"]) + [int(tokenizer.eos_token_id)]
 
 
 # ---------------------------------------------------------------------------- repair transcripts
-def is_repair_env(env: Any) -> bool:
-    """Whether ``env`` plays episodes of two or more attempts (a :class:`~sdpg_envs.multiturn.MultiTurnEnv`)."""
-    return getattr(env, "max_attempts", 1) > 1 and callable(getattr(env, "outcome", None))
-
-
 @dataclass(frozen=True)
 class WrongAttempt:
     """A verified wrong first attempt at ``problem`` (``completion`` scored ``result``)."""
@@ -168,24 +174,14 @@ def repair_example_ids(tokenizer, env: Any, attempt: WrongAttempt, *, teacher: b
     is the teacher prompt of *that* attempt's privileged context, as in ``build_episode_teacher_view``. The
     completion is the gold program with EOS.
     """
-    from sdpg_train.core.multiturn_rollout import observation_ids
-
     problem, text = attempt.problem, attempt.completion
-    prompt = env.prompt_for(problem)
-    task = encode_prompt(tokenizer, prompt, fmt.chat_template_kwargs)
-    if teacher:
-        raw = (env.build_context(problem, attempt.result) or "").strip()
-        if raw:
-            ctx = truncate_context(tokenizer, raw, fmt.max_context_length)[0]
-            task = teacher_prompt_ids(tokenizer, prompt, ctx, task, template=fmt.template,
-                                      chat_template_kwargs=fmt.chat_template_kwargs)
+    task = task_prompt_ids(tokenizer, env, problem, teacher=teacher, fmt=fmt, result=attempt.result)
     wrong = list(tokenizer(text, add_special_tokens=False)["input_ids"]) + [int(tokenizer.eos_token_id)]
     obs, _, done = env.outcome(problem, text, attempt.result, 1)
     if done:
         raise ValueError(f"{type(env).__name__}: a failed first attempt ended the episode (max_attempts < 2?)")
     obs_ids = observation_ids(tokenizer, env, obs, text, wrong, fmt.chat_template_kwargs)
-    gold = list(tokenizer(env.gold_completion(problem), add_special_tokens=False)["input_ids"])
-    return task + wrong + obs_ids, gold + [int(tokenizer.eos_token_id)]
+    return task + wrong + obs_ids, gold_ids(tokenizer, env, problem)
 
 
 class TeacherViewEnv:
@@ -246,15 +242,10 @@ def draw_batch(tokenizer, envs: Sequence[Any], rng: random.Random, cfg: SFTConfi
         i = rng.randrange(len(envs))
         env, pool = envs[i], (pools[i] if pools else None)
         repair = bool(pool) and cfg.repair_fraction > 0 and rng.random() < cfg.repair_fraction
-        if repair:
-            attempt = pool[rng.randrange(len(pool))]
-            teacher = rng.random() < cfg.context_fraction
-            ex = repair_example_ids(tokenizer, env, attempt, teacher=teacher, fmt=fmt)
-        else:
-            problem = env.problem_at(rng.randrange(10**9))
-            teacher = rng.random() < cfg.context_fraction
-            ex = example_ids(tokenizer, env, problem, teacher=teacher, fmt=fmt)
-        views.setdefault((teacher, repair), []).append(ex)
+        item = pool[rng.randrange(len(pool))] if repair else env.problem_at(rng.randrange(10**9))
+        teacher = rng.random() < cfg.context_fraction
+        make = repair_example_ids if repair else example_ids
+        views.setdefault((teacher, repair), []).append(make(tokenizer, env, item, teacher=teacher, fmt=fmt))
     return [views[k] for k in sorted(views)]
 
 
@@ -301,7 +292,7 @@ def supervised_warm_start(model, tokenizer, envs: Sequence[Any], cfg: SFTConfig,
     losses: list[float] = []
     tokens, t0 = 0, time.perf_counter()
     pool_rng = random.Random(cfg.seed + 1)  # its own stream: repair_fraction=0 draws exactly as before
-    pools = [wrong_attempts(e, pool_rng, cfg.repair_pool) if cfg.repair_fraction > 0 and is_repair_env(e) else None
+    pools = [wrong_attempts(e, pool_rng, cfg.repair_pool) if cfg.repair_fraction > 0 and is_multiturn_env(e) else None
              for e in envs]
     model.train()
     with tqdm(total=cfg.steps, desc="warm start (SFT)", unit="step", disable=not progress) as bar:
